@@ -1,0 +1,70 @@
+/*
+ * channel: what every channel hands the core. A mail from the IMAP child, a
+ * chat stanza from the XMPP child, a webhook POST: each becomes one struct
+ * inbound_msg, and the core's ingest turns it into a ticket or a follow-up.
+ *
+ * An inbound_msg owns all its strings (inbound_msg_free releases them).
+ * Fields a channel does not have stay NULL / 0.
+ */
+#ifndef ESCALON_CHANNEL_H
+#define ESCALON_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum channel_kind { CHANNEL_EMAIL, CHANNEL_CHAT, CHANNEL_WEBHOOK };
+
+struct inbound_attachment {
+	char *name, *type;
+	size_t size;
+	unsigned char *data;	/* NULL when over max_attachment_size */
+};
+
+struct inbound_msg {
+	enum channel_kind channel;
+	char *source;		/* "webhook:shop", "mailbox:support", "xmpp:chat" */
+	char *queue;		/* the source's queue */
+
+	/*
+	 * Dedupe: (dedupe_scope, dedupe_key) names this message forever.
+	 * Mail: scope "email", key the Message-ID (or sha256 of the raw
+	 * source). Chat: "chat", the stanza id. Webhook: "webhook:NAME", id.
+	 */
+	char *dedupe_scope, *dedupe_key;
+
+	/* Who: identity scope and address (mail address, bare JID, the
+	 * webhook customer's id), and what else we learnt of them. */
+	char *from_scope, *from_address, *from_name, *from_email;
+
+	char *subject;
+	char *body;		/* text, UTF-8 */
+	char *html_text;	/* text derived from an HTML part, or NULL */
+
+	/* Threading. */
+	char *thread_key;	/* webhook "thread" */
+	char *message_id;	/* shown as the message's id */
+	char *in_reply_to;
+	char **references;
+	size_t n_references;
+
+	/* Requested by the source (webhook), checked by the caller. */
+	char *severity;
+	char *reply_url;
+
+	/* Loop protection: RFC 3834 and friends said "automatic". */
+	int auto_submitted;
+
+	struct inbound_attachment *attachments;
+	size_t n_attachments;
+	unsigned char *raw;	/* the source, capped; NULL if none */
+	size_t raw_len;
+	int truncated;		/* over max_message_size: headers and a note */
+
+	int64_t received_at;
+};
+
+const char *channel_name(enum channel_kind k);	/* email, chat, webhook */
+
+void inbound_msg_free(struct inbound_msg **mp);
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * acts: agent acts on a ticket. See acts.h.
+ *
+ * Every act: the ticket must exist; `new` becomes `open` (the first agent
+ * act, SPEC.md "Ticket"); the change and its events commit together.
+ */
+#include "acts.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef int act_fn(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r);
+
+static int
+result(struct act_result *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+result(struct act_result *r, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->message, sizeof(r->message), fmt, ap);
+	va_end(ap);
+	r->code = code;
+	return code == ACT_OK ? 0 : -1;
+}
+
+static int
+event(struct store *st, int64_t id, int64_t at, const char *type,
+    const char *actor, json_t *detail)
+{
+	char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+	int rc = store_event_add(st, id, at, type, actor, text);
+
+	free(text);
+	json_decref(detail);
+	return rc;
+}
+
+static int
+set_state(struct store *st, struct ticket *t, int64_t now,
+    enum ticket_state to, const char *actor)
+{
+	enum ticket_state from = t->state;
+
+	if (from == to)
+		return 0;
+	t->state = to;
+	return event(st, t->id, now, "state_changed", actor,
+	    json_pack("{s:s, s:s}", "from", ticket_state_name(from), "to",
+	    ticket_state_name(to)));
+}
+
+static int
+add_message(struct store *st, struct ticket *t, int64_t now,
+    const char *direction, const char *author, const char *text)
+{
+	struct message m = {
+		.ticket_id = t->id,
+		.direction = direction,
+		.channel = t->channel,
+		.author = author,
+		.body = text,
+		.at = now,
+	};
+
+	return store_message_insert(st, &m, NULL);
+}
+
+static int
+need_text(const struct act *a, struct act_result *r, const char *what)
+{
+	if (a->text == NULL || a->text[0] == '\0')
+		return result(r, ACT_BAD_INPUT, "%s: %s is empty", a->verb,
+		    what);
+	return 0;
+}
+
+static int
+do_reply(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	(void)c;
+	if (need_text(a, r, "the reply") < 0)
+		return -1;
+	if (t->state == TICKET_CLOSED)
+		return result(r, ACT_BAD_INPUT, "ESC-%lld is closed",
+		    (long long)t->id);
+	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
+	    author) < 0)
+		return -1;
+	if (t->first_response_at == 0)
+		t->first_response_at = now;
+	if (add_message(st, t, now, "out", author, a->text) < 0 ||
+	    event(st, t->id, now, "replied", author,
+	    json_pack("{s:s}", "author", author)) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: reply recorded", (long long)t->id);
+}
+
+static int
+do_note(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	(void)c;
+	if (need_text(a, r, "the note") < 0)
+		return -1;
+	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
+	    author) < 0)
+		return -1;
+	if (add_message(st, t, now, "note", author, a->text) < 0 ||
+	    event(st, t->id, now, "note", author,
+	    json_pack("{s:s}", "author", author)) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: note added", (long long)t->id);
+}
+
+static int
+root_cause(struct store *st, struct ticket *t, int64_t now,
+    const char *author, const char *cause)
+{
+	free(t->root_cause);
+	t->root_cause = strdup(cause);
+	return event(st, t->id, now, "root_cause", author,
+	    json_pack("{s:s}", "cause", cause));
+}
+
+static int
+do_resolve(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	(void)c;
+	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
+		return result(r, ACT_BAD_INPUT, "ESC-%lld is already %s",
+		    (long long)t->id, ticket_state_name(t->state));
+	if (a->text != NULL && a->text[0] != '\0' &&
+	    root_cause(st, t, now, author, a->text) < 0)
+		return -1;
+	t->resolved_at = now;
+	if (set_state(st, t, now, TICKET_RESOLVED, author) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: resolved", (long long)t->id);
+}
+
+static int
+do_pending(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	(void)c;
+	(void)a;
+	if (t->state == TICKET_PENDING)
+		return result(r, ACT_BAD_INPUT, "ESC-%lld is already pending",
+		    (long long)t->id);
+	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
+		return result(r, ACT_BAD_INPUT, "ESC-%lld is %s: a customer "
+		    "message reopens it", (long long)t->id,
+		    ticket_state_name(t->state));
+	if (set_state(st, t, now, TICKET_PENDING, author) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: pending", (long long)t->id);
+}
+
+static int
+do_severity(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	const struct conf_severity *cs;
+	const struct conf_queue *q;
+
+	if (a->text == NULL || !ticket_severity_valid(a->text))
+		return result(r, ACT_BAD_INPUT, "severity \"%s\": must be "
+		    "low, normal, high or critical", a->text ? a->text : "");
+	if (strcmp(t->severity, a->text) == 0)
+		return result(r, ACT_OK, "ESC-%lld: severity is already %s",
+		    (long long)t->id, a->text);
+	if (event(st, t->id, now, "severity_changed", author,
+	    json_pack("{s:s, s:s}", "from", t->severity, "to", a->text)) < 0)
+		return -1;
+	free(t->severity);
+	t->severity = strdup(a->text);
+	/* The ticket moves to that severity's SLA (or its queue's). */
+	cs = conf_severity(c, a->text);
+	q = conf_queue(c, t->queue);
+	const char *sla = cs != NULL && cs->sla != NULL ? cs->sla :
+	    q != NULL ? q->sla : t->sla;
+	if (sla != NULL && (t->sla == NULL || strcmp(sla, t->sla) != 0)) {
+		free(t->sla);
+		t->sla = strdup(sla);
+	}
+	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
+	    author) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: severity %s", (long long)t->id,
+	    a->text);
+}
+
+static int
+do_assign(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	const struct conf_agent *ag = a->text ? conf_agent(c, a->text) : NULL;
+
+	if (ag == NULL)
+		return result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
+		    "configured", a->text ? a->text : "");
+	if (event(st, t->id, now, "assigned", author,
+	    json_pack("{s:s?, s:s}", "from", t->assignee, "to", ag->name)) < 0)
+		return -1;
+	free(t->assignee);
+	t->assignee = strdup(ag->name);
+	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
+	    author) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: assigned to %s", (long long)t->id,
+	    ag->name);
+}
+
+static int
+do_rootcause(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	(void)c;
+	if (need_text(a, r, "the root cause") < 0)
+		return -1;
+	if (root_cause(st, t, now, author, a->text) < 0)
+		return -1;
+	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
+	    author) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: root cause recorded",
+	    (long long)t->id);
+}
+
+static const struct {
+	const char *verb;
+	act_fn *fn;
+} table[] = {
+	{ "reply", do_reply },
+	{ "note", do_note },
+	{ "resolve", do_resolve },
+	{ "pending", do_pending },
+	{ "severity", do_severity },
+	{ "assign", do_assign },
+	{ "rootcause", do_rootcause },
+};
+
+int
+acts_known(const char *verb)
+{
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(verb, table[i].verb) == 0)
+			return 1;
+	return 0;
+}
+
+int
+acts_run(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, struct act_result *r)
+{
+	act_fn *fn = NULL;
+	struct ticket t = { 0 };
+	const char *author;
+	int found;
+
+	memset(r, 0, sizeof(*r));
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(a->verb, table[i].verb) == 0)
+			fn = table[i].fn;
+	if (fn == NULL) {
+		result(r, ACT_BAD_INPUT, "unknown act \"%s\"", a->verb);
+		return r->code;
+	}
+	if (a->agent != NULL) {
+		const struct conf_agent *ag = conf_agent(c, a->agent);
+		if (ag == NULL) {
+			result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
+			    "configured", a->agent);
+			return r->code;
+		}
+		author = ag->display_name != NULL ? ag->display_name :
+		    ag->name;
+	} else {
+		author = a->user != NULL && a->user[0] != '\0' ? a->user :
+		    "operator";
+	}
+	if (store_begin(st) < 0)
+		goto fail;
+	found = store_ticket_get(st, a->ticket_id, &t);
+	if (found < 0)
+		goto fail;
+	if (found == 0) {
+		store_rollback(st);
+		result(r, ACT_BAD_INPUT, "ticket ESC-%lld does not exist",
+		    (long long)a->ticket_id);
+		return r->code;
+	}
+	if (fn(st, c, now, a, author, &t, r) < 0) {
+		if (r->code != ACT_OK)
+			goto refused;
+		goto fail;
+	}
+	t.updated_at = now;
+	if (store_ticket_update(st, &t) < 0 || store_commit(st) < 0)
+		goto fail;
+	log_info("ticket act", "ticket=%lld act=%s by=%s", (long long)t.id,
+	    a->verb, log_q(author));
+	ticket_release(&t);
+	return r->code;
+fail:
+	result(r, ACT_FAILED, "%s", store_error(st));
+refused:
+	store_rollback(st);
+	ticket_release(&t);
+	return r->code;
+}

@@ -1,0 +1,40 @@
+/*
+ * acts: what an agent does to a ticket (SPEC.md's reply, note, resolve,
+ * pending, severity, assign, rootcause). One code path whether the act
+ * comes from the CLI with no gateway running, or through the control
+ * socket into the running core: each act is one transaction on the store.
+ */
+#ifndef ESCALON_ACTS_H
+#define ESCALON_ACTS_H
+
+#include <stdint.h>
+
+#include "conf.h"
+#include "store.h"
+
+struct act {
+	const char *verb;	/* reply, note, resolve, pending, severity,
+				   assign, rootcause */
+	int64_t ticket_id;
+	const char *agent;	/* --as AGENT (a configured agent) or NULL */
+	const char *user;	/* who ran it, when no agent is named */
+	const char *text;	/* message, cause, level or agent name */
+};
+
+#define ACT_OK 0
+#define ACT_BAD_INPUT 1
+#define ACT_FAILED 2
+
+struct act_result {
+	int code;		/* ACT_OK, ACT_BAD_INPUT, ACT_FAILED */
+	char message[300];	/* what happened, or what was wrong */
+};
+
+/* 1 if verb names an act. */
+int acts_known(const char *verb);
+
+/* Runs the act in its own transaction. Returns r->code. */
+int acts_run(struct store *st, const struct conf *c, int64_t now,
+    const struct act *a, struct act_result *r);
+
+#endif

@@ -1,0 +1,464 @@
+/*
+ * cli: read commands and acts. See cli.h.
+ *
+ * Reads open their own read-only connection, so they work while `run`
+ * writes (WAL). Acts go to the running gateway over the control socket;
+ * when none answers, the same act code runs here on the store.
+ */
+#include "cli.h"
+
+#include <jansson.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acts.h"
+#include "clock.h"
+#include "control.h"
+#include "store.h"
+
+#define CLI_MAX_TEXT (8u << 20)
+
+static int
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "escalon: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/*
+ * Open the store read-only. 1: opened; 0: there is no store yet (nothing
+ * to show); -1: failure, reported.
+ */
+static int
+open_reader(const struct conf *c, struct store **st_r)
+{
+	struct stat sb;
+	char *error = NULL;
+
+	*st_r = NULL;
+	if (stat(c->store, &sb) < 0)
+		return 0;
+	*st_r = store_open(c->store, STORE_READONLY, &error);
+	if (*st_r == NULL) {
+		fprintf(stderr, "escalon: %s\n", error);
+		free(error);
+		return -1;
+	}
+	return 1;
+}
+
+static json_t *
+time_json(int64_t t)
+{
+	char buf[CLOCK_RFC3339_LEN];
+
+	return t == 0 ? json_null() : json_string(clock_format(t, buf));
+}
+
+static const char *
+time_text(int64_t t, char *buf)
+{
+	return t == 0 ? "-" : clock_format(t, buf);
+}
+
+static json_t *
+ticket_json(const struct ticket *t)
+{
+	char ref[32];
+
+	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)t->id);
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s?, s:i, s:s, s:s, s:o,"
+	    " s:s?, s:s?}",
+	    "id", (json_int_t)t->id, "ref", ref,
+	    "state", ticket_state_name(t->state), "severity", t->severity,
+	    "queue", t->queue, "team", t->team, "level", t->level,
+	    "channel", t->channel, "subject", t->subject,
+	    "created_at", time_json(t->created_at),
+	    "assignee", t->assignee, "customer_address", t->customer_address);
+}
+
+struct list_ctx {
+	json_t *array;
+	int rows;
+};
+
+static int
+list_row(const struct ticket *t, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	char when[CLOCK_RFC3339_LEN];
+
+	if (ctx->array != NULL) {
+		json_array_append_new(ctx->array, ticket_json(t));
+		return 0;
+	}
+	if (ctx->rows++ == 0)
+		printf("%-8s %-9s %-9s %-12s %-10s %-3s %-8s %-20s %s\n",
+		    "REF", "STATE", "SEVERITY", "QUEUE", "TEAM", "LVL",
+		    "CHANNEL", "CREATED", "SUBJECT");
+	char ref[32];
+	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)t->id);
+	printf("%-8s %-9s %-9s %-12s %-10s %-3d %-8s %-20s %.60s\n", ref,
+	    ticket_state_name(t->state), t->severity, t->queue,
+	    t->team ? t->team : "-", t->level, t->channel,
+	    clock_format(t->created_at, when), t->subject);
+	return 0;
+}
+
+int
+cli_tickets(const struct conf *c, int argc, char **argv)
+{
+	struct ticket_filter f = { 0 };
+	struct list_ctx ctx = { 0 };
+	struct store *st;
+	enum ticket_state s;
+	int json = 0, rc = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--escalated") == 0) {
+			f.escalated = 1;
+		} else if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+			f.state = argv[++i];
+			if (ticket_state_parse(f.state, &s) < 0)
+				return usage_error("--state \"%s\": must be "
+				    "new, open, pending, resolved or closed",
+				    f.state);
+		} else if (strcmp(argv[i], "--queue") == 0 && i + 1 < argc) {
+			f.queue = argv[++i];
+		} else {
+			return usage_error("tickets: unknown argument \"%s\"",
+			    argv[i]);
+		}
+	}
+	if (json)
+		ctx.array = json_array();
+	int opened = open_reader(c, &st);
+	if (opened < 0) {
+		json_decref(ctx.array);
+		return 2;
+	}
+	if (opened && store_ticket_list(st, &f, list_row, &ctx) < 0) {
+		fprintf(stderr, "escalon: %s\n", store_error(st));
+		rc = 2;
+	}
+	if (rc == 0 && json) {
+		json_dumpf(ctx.array, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (rc == 0 && ctx.rows == 0) {
+		printf("no tickets\n");
+	}
+	json_decref(ctx.array);
+	store_close(&st);
+	return rc;
+}
+
+static int
+message_row(const struct message *m, void *arg)
+{
+	json_t *a = arg;
+
+	json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o,"
+	    " s:s?, s:b}", "direction", m->direction, "channel", m->channel,
+	    "author", m->author, "subject", m->subject, "body", m->body,
+	    "at", time_json(m->at), "message_id", m->message_id,
+	    "internal", strcmp(m->direction, "note") == 0));
+	return 0;
+}
+
+static int
+event_row(const struct event *e, void *arg)
+{
+	json_t *a = arg, *detail;
+	json_error_t jerr;
+
+	detail = json_loads(e->detail, 0, &jerr);
+	if (detail == NULL)
+		detail = json_object();
+	json_array_append_new(a, json_pack("{s:s, s:o, s:s?, s:o}", "type",
+	    e->type, "at", time_json(e->at), "actor", e->actor, "detail",
+	    detail));
+	return 0;
+}
+
+static json_t *
+show_json(struct store *st, const struct ticket *t)
+{
+	json_t *o = ticket_json(t), *msgs = json_array(),
+	    *events = json_array();
+
+	if (store_message_list(st, t->id, message_row, msgs) < 0 ||
+	    store_event_list(st, t->id, event_row, events) < 0) {
+		json_decref(o);
+		json_decref(msgs);
+		json_decref(events);
+		return NULL;
+	}
+	json_object_del(o, "customer_address");
+	json_object_set_new(o, "customer", json_pack("{s:s?, s:s, s:s}",
+	    "name", t->customer_name, "address", t->customer_address,
+	    "channel", t->channel));
+	json_object_set_new(o, "source", json_string(t->source));
+	json_object_set_new(o, "sla", t->sla ? json_string(t->sla) :
+	    json_null());
+	json_object_set_new(o, "root_cause", t->root_cause ?
+	    json_string(t->root_cause) : json_null());
+	json_object_set_new(o, "linked_to", t->linked_to ?
+	    json_integer(t->linked_to) : json_null());
+	json_object_set_new(o, "updated_at", time_json(t->updated_at));
+	json_object_set_new(o, "first_response_at",
+	    time_json(t->first_response_at));
+	json_object_set_new(o, "resolved_at", time_json(t->resolved_at));
+	json_object_set_new(o, "closed_at", time_json(t->closed_at));
+	json_object_set_new(o, "due", json_pack("{s:o, s:o, s:o}",
+	    "first_response", time_json(t->due_first_response),
+	    "next_update", time_json(t->due_next_update),
+	    "resolution", time_json(t->due_resolution)));
+	json_object_set_new(o, "messages", msgs);
+	json_object_set_new(o, "events", events);
+	return o;
+}
+
+static void
+show_text(const json_t *o, const struct ticket *t)
+{
+	char a[CLOCK_RFC3339_LEN], b[CLOCK_RFC3339_LEN], d[CLOCK_RFC3339_LEN];
+	size_t i;
+	json_t *v;
+
+	printf("ESC-%lld  %s\n", (long long)t->id, t->subject);
+	printf("  state %s, severity %s, queue %s, team %s, level %d%s%s\n",
+	    ticket_state_name(t->state), t->severity, t->queue,
+	    t->team ? t->team : "-", t->level,
+	    t->assignee ? ", assigned to " : "",
+	    t->assignee ? t->assignee : "");
+	printf("  customer %s <%s> via %s (%s)\n",
+	    t->customer_name ? t->customer_name : "-", t->customer_address,
+	    t->channel, t->source);
+	printf("  created %s, first response %s, resolved %s\n",
+	    time_text(t->created_at, a), time_text(t->first_response_at, b),
+	    time_text(t->resolved_at, d));
+	printf("  due: first response %s, next update %s, resolution %s\n",
+	    time_text(t->due_first_response, a),
+	    time_text(t->due_next_update, b), time_text(t->due_resolution, d));
+	if (t->root_cause != NULL)
+		printf("  root cause: %s\n", t->root_cause);
+	printf("\nMessages\n");
+	json_array_foreach(json_object_get(o, "messages"), i, v) {
+		printf("  %s %-4s %s:\n", json_string_value(json_object_get(v,
+		    "at")), json_string_value(json_object_get(v, "direction")),
+		    json_string_value(json_object_get(v, "author")));
+		const char *body = json_string_value(json_object_get(v, "body"));
+		for (const char *p = body; p != NULL && *p != '\0';) {
+			size_t n = strcspn(p, "\n");
+			printf("    | %.*s\n", (int)n, p);
+			p += n + (p[n] == '\n');
+		}
+	}
+	printf("\nEvents\n");
+	json_array_foreach(json_object_get(o, "events"), i, v) {
+		char *detail = json_dumps(json_object_get(v, "detail"),
+		    JSON_COMPACT);
+		const char *actor = json_string_value(json_object_get(v,
+		    "actor"));
+		printf("  %s %-16s %s %s\n", json_string_value(
+		    json_object_get(v, "at")), json_string_value(
+		    json_object_get(v, "type")), actor ? actor : "-",
+		    detail ? detail : "");
+		free(detail);
+	}
+}
+
+int
+cli_show(const struct conf *c, int argc, char **argv)
+{
+	struct store *st = NULL;
+	struct ticket t = { 0 };
+	int64_t id = 0;
+	int json = 0, have_id = 0, rc = 2, found = 0;
+	json_t *o = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (!have_id && ticket_parse_ref(argv[i], &id) == 0)
+			have_id = 1;
+		else
+			return usage_error("show: \"%s\" is not a ticket id "
+			    "(N or ESC-N)", argv[i]);
+	}
+	if (!have_id)
+		return usage_error("%s", "show: which ticket? (show ID)");
+	int opened = open_reader(c, &st);
+	if (opened < 0)
+		return 2;
+	if (opened && (found = store_ticket_get(st, id, &t)) < 0) {
+		fprintf(stderr, "escalon: %s\n", store_error(st));
+		goto out;
+	}
+	if (!found) {
+		fprintf(stderr, "escalon: ticket ESC-%lld does not exist\n",
+		    (long long)id);
+		rc = 1;
+		goto out;
+	}
+	if ((o = show_json(st, &t)) == NULL) {
+		fprintf(stderr, "escalon: %s\n", store_error(st));
+		goto out;
+	}
+	if (json) {
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		show_text(o, &t);
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	ticket_release(&t);
+	store_close(&st);
+	return rc;
+}
+
+/* The rest of argv joined by spaces, or stdin for "-". Heap string. */
+static char *
+join_text(int argc, char **argv)
+{
+	size_t len = 0, cap = 0;
+	char *out = NULL;
+
+	if (argc == 1 && strcmp(argv[0], "-") == 0) {
+		for (;;) {
+			if (cap - len < 4096) {
+				cap = cap ? cap * 2 : 8192;
+				if (cap > CLI_MAX_TEXT + 1) {
+					free(out);
+					return NULL;
+				}
+				char *b = realloc(out, cap);
+				if (b == NULL) {
+					free(out);
+					return NULL;
+				}
+				out = b;
+			}
+			size_t n = fread(out + len, 1, cap - len - 1, stdin);
+			if (n == 0)
+				break;
+			len += n;
+		}
+		out[len] = '\0';
+		while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+			out[--len] = '\0';
+		return out;
+	}
+	for (int i = 0; i < argc; i++)
+		len += strlen(argv[i]) + 1;
+	out = calloc(1, len + 1);
+	if (out == NULL)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		if (i > 0)
+			strcat(out, " ");
+		strcat(out, argv[i]);
+	}
+	return out;
+}
+
+static const char *
+login_name(void)
+{
+	const char *u = getenv("USER");
+	struct passwd *pw;
+
+	if (u != NULL && u[0] != '\0')
+		return u;
+	pw = getpwuid(getuid());
+	return pw != NULL ? pw->pw_name : "operator";
+}
+
+int
+cli_act(const struct conf *c, int argc, char **argv)
+{
+	struct act a = { .verb = argv[0], .user = login_name() };
+	struct act_result r = { 0 };
+	char *text = NULL, *error = NULL;
+	json_t *req = NULL, *ans = NULL;
+	int i = 1, rc, min_words, max_words;
+
+	while (i < argc && strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
+		a.agent = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc || ticket_parse_ref(argv[i], &a.ticket_id) < 0)
+		return usage_error("%s: which ticket? (N or ESC-N)", a.verb);
+	i++;
+	while (i < argc && strcmp(argv[i], "--as") == 0 && i + 1 < argc) {
+		a.agent = argv[i + 1];
+		i += 2;
+	}
+	/* Words each act takes after the ticket id. */
+	if (strcmp(a.verb, "pending") == 0)
+		min_words = 0, max_words = 0;
+	else if (strcmp(a.verb, "resolve") == 0)
+		min_words = 0, max_words = argc;
+	else if (strcmp(a.verb, "severity") == 0 ||
+	    strcmp(a.verb, "assign") == 0)
+		min_words = 1, max_words = 1;
+	else
+		min_words = 1, max_words = argc;
+	if (argc - i < min_words || argc - i > max_words)
+		return usage_error("%s: wrong number of arguments (see "
+		    "escalon --help)", a.verb);
+	if (argc - i > 0) {
+		text = join_text(argc - i, argv + i);
+		if (text == NULL)
+			return usage_error("%s: text too long or unreadable",
+			    a.verb);
+		a.text = text;
+	}
+	req = json_pack("{s:s, s:I, s:s?, s:s?, s:s?}", "act", a.verb,
+	    "ticket", (json_int_t)a.ticket_id, "as", a.agent, "user", a.user,
+	    "text", a.text);
+	rc = control_call(c->control_socket, req, &ans, &error);
+	if (rc < 0) {
+		fprintf(stderr, "escalon: %s\n", error);
+		rc = 2;
+		goto out;
+	}
+	if (rc == 0) {
+		json_int_t code = 2;
+		const char *msg = "no answer";
+		json_unpack(ans, "{s:I, s:s}", "code", &code, "message", &msg);
+		r.code = (int)code;
+		snprintf(r.message, sizeof(r.message), "%s", msg);
+	} else {
+		/* No gateway running: do it here, on the store. */
+		struct store *st = store_open(c->store, 0, &error);
+		if (st == NULL) {
+			fprintf(stderr, "escalon: %s\n", error);
+			rc = 2;
+			goto out;
+		}
+		acts_run(st, c, clock_now(&clock_system), &a, &r);
+		store_close(&st);
+	}
+	if (r.code == ACT_OK)
+		printf("%s\n", r.message);
+	else
+		fprintf(stderr, "escalon: %s\n", r.message);
+	rc = r.code;
+out:
+	free(error);
+	free(text);
+	json_decref(req);
+	json_decref(ans);
+	return rc;
+}

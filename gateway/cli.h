@@ -1,0 +1,16 @@
+/*
+ * cli: the commands that read the store (tickets, show) and the agent acts
+ * (reply, note, resolve ...) as the command line runs them. Each returns
+ * the process exit code: 0 ok, 1 bad input, 2 runtime failure.
+ */
+#ifndef ESCALON_CLI_H
+#define ESCALON_CLI_H
+
+#include "conf.h"
+
+int cli_tickets(const struct conf *c, int argc, char **argv);
+int cli_show(const struct conf *c, int argc, char **argv);
+/* argv[0] is the act's verb. */
+int cli_act(const struct conf *c, int argc, char **argv);
+
+#endif

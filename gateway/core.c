@@ -1,0 +1,334 @@
+/*
+ * core: `escalon run`. See core.h.
+ *
+ * Signals arrive through a signalfd in the loop: SIGHUP reloads the config
+ * (a bad one is refused and the old one kept), SIGTERM/SIGINT stop taking
+ * connections, commit the batch in hand, flush the answers and exit 0.
+ *
+ * Group commit: webhook handlers queue their message into the batch and
+ * suspend their request; the loop's prepare hook commits the batch once per
+ * wake-up, before MHD runs, and each request is answered from its callback
+ * only after COMMIT has returned.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "acts.h"
+#include "clock.h"
+#include "conf.h"
+#include "control.h"
+#include "crypto.h"
+#include "httpd.h"
+#include "ingest.h"
+#include "log.h"
+#include "loop.h"
+#include "store.h"
+#include "webhook.h"
+
+#define CORE_CONNECTION_LIMIT 1024
+#define CORE_CONNECTION_TIMEOUT 30	/* seconds */
+#define CORE_FLUSH_MS 300		/* answers written after SIGTERM */
+
+struct core {
+	char *config_path;
+	struct conf *conf;
+	const struct clock *clock;
+	struct loop *loop;
+	struct store *store;
+	struct httpd *httpd;
+	struct control *control;
+	struct ingest_batch *batch;
+	int sigfd;
+	int stopping;
+	struct loop_timer *stop_timer;
+	char *secret;
+};
+
+/* --- webhooks: POST /hooks/NAME ---------------------------------------- */
+
+static const char *
+hook_name(const struct http_req *req)
+{
+	return http_req_path(req) + strlen("/hooks/");
+}
+
+static int64_t
+hook_begin(struct http_req *req, void *arg)
+{
+	struct core *core = arg;
+	const char *name = hook_name(req);
+
+	if (conf_webhook(core->conf, name) == NULL) {
+		http_respond_error(req, 404, "no such webhook");
+		return -1;
+	}
+	return core->conf->max_webhook_size;
+}
+
+static void
+hook_done(const struct ingest_result *r, void *arg)
+{
+	struct http_req *req = arg;
+	char buf[128];
+
+	if (r->failed) {
+		http_respond_error(req, r->temporary ? 503 : 500,
+		    r->temporary ? "store unavailable, try again" : r->error);
+		return;
+	}
+	int n = snprintf(buf, sizeof(buf),
+	    "{\"ticket\":%lld,\"ref\":\"ESC-%lld\",\"duplicate\":%s}",
+	    (long long)r->ticket_id, (long long)r->ticket_id,
+	    r->duplicate ? "true" : "false");
+	http_respond(req, 202, "application/json", buf, (size_t)n);
+}
+
+static void
+hook_handle(struct http_req *req, void *arg)
+{
+	struct core *core = arg;
+	const char *name = hook_name(req), *reason = NULL, *body;
+	const struct conf_webhook *w = conf_webhook(core->conf, name);
+	struct inbound_msg *m;
+	size_t len;
+	int status;
+
+	if (w == NULL) {	/* removed by a reload meanwhile */
+		http_respond_error(req, 404, "no such webhook");
+		return;
+	}
+	body = http_req_body(req, &len);
+	m = webhook_accept(w->name, w->queue, w->secret,
+	    http_req_header(req, "X-Escalon-Signature"), body, len,
+	    clock_now(core->clock), &status, &reason);
+	if (m == NULL) {
+		log_warn("webhook refused", "hook=%s status=%d reason=%s",
+		    log_q(name), status, log_q(reason));
+		http_respond_error(req, (unsigned)status, reason);
+		return;
+	}
+	if (ingest_batch_add(core->batch, m, hook_done, req) < 0) {
+		inbound_msg_free(&m);
+		http_respond_error(req, 503, "busy, try again");
+		return;
+	}
+	http_suspend(req);
+}
+
+static const struct http_route routes[] = {
+	{ "POST", "/hooks/", hook_begin, hook_handle },
+};
+
+/* --- control socket: CLI acts ------------------------------------------ */
+
+static json_t *
+on_control(json_t *req, void *arg)
+{
+	struct core *core = arg;
+	struct act a = { 0 };
+	struct act_result r;
+	json_int_t ticket = 0;
+
+	if (json_unpack(req, "{s:s, s:I, s?s, s?s, s?s}", "act", &a.verb,
+	    "ticket", &ticket, "as", &a.agent, "user", &a.user, "text",
+	    &a.text) < 0 || !acts_known(a.verb))
+		return json_pack("{s:i, s:s}", "code", ACT_BAD_INPUT,
+		    "message", "not a control request this gateway knows");
+	a.ticket_id = ticket;
+	acts_run(core->store, core->conf, clock_now(core->clock), &a, &r);
+	return json_pack("{s:i, s:s}", "code", r.code, "message", r.message);
+}
+
+/* --- the loop ---------------------------------------------------------- */
+
+static void
+on_stop_timer(struct loop *l, void *arg)
+{
+	struct core *core = arg;
+
+	core->stop_timer = NULL;
+	loop_stop(l);
+}
+
+static int64_t
+on_prepare(struct loop *l, void *arg)
+{
+	struct core *core = arg;
+
+	if (ingest_batch_len(core->batch) > 0)
+		ingest_batch_commit(core->batch, core->store, core->conf,
+		    clock_now(core->clock));
+	if (core->stopping && core->stop_timer == NULL &&
+	    httpd_suspended(core->httpd) == 0)
+		core->stop_timer = loop_timer_add(l, CORE_FLUSH_MS,
+		    on_stop_timer, core);
+	return -1;
+}
+
+static void
+reload(struct core *core)
+{
+	char *error = NULL;
+	struct conf *next = conf_load(core->config_path, &error);
+
+	if (next == NULL) {
+		log_error("config reload refused, keeping the running config",
+		    "error=%s", log_q(error));
+		free(error);
+		return;
+	}
+	const char *fixed[][2] = {
+		{ core->conf->listen, next->listen },
+		{ core->conf->store, next->store },
+		{ core->conf->control_socket, next->control_socket },
+	};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(fixed[i][0], fixed[i][1]) != 0)
+			log_warn("config reload: listen, store and "
+			    "control_socket change only at restart",
+			    "running=%s new=%s", log_q(fixed[i][0]),
+			    log_q(fixed[i][1]));
+	conf_free(&core->conf);
+	core->conf = next;
+	log_info("config reloaded", "file=%s webhooks=%zu queues=%zu",
+	    log_q(core->config_path), next->n_webhooks, next->n_queues);
+}
+
+static void
+on_signal(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct core *core = arg;
+	struct signalfd_siginfo si;
+
+	(void)l;
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			reload(core);
+		} else if (!core->stopping) {
+			log_info("stopping", "signal=%u", si.ssi_signo);
+			core->stopping = 1;
+			httpd_quiesce(core->httpd);
+		}
+	}
+}
+
+static int
+setup_signals(struct core *core)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	core->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (core->sigfd < 0)
+		return -1;
+	return loop_fd_add(core->loop, core->sigfd, LOOP_READ, on_signal,
+	    core);
+}
+
+static void
+core_release(struct core *core)
+{
+	httpd_free(&core->httpd);
+	control_free(&core->control);
+	ingest_batch_free(&core->batch);
+	if (core->sigfd >= 0)
+		close(core->sigfd);
+	loop_timer_cancel(core->loop, &core->stop_timer);
+	loop_free(&core->loop);
+	store_close(&core->store);
+	conf_free(&core->conf);
+	free(core->secret);
+	free(core->config_path);
+}
+
+int
+core_run(const char *config_path)
+{
+	struct core core = { .sigfd = -1, .clock = &clock_system };
+	struct httpd_options ho = {
+		.connection_limit = CORE_CONNECTION_LIMIT,
+		.connection_timeout = CORE_CONNECTION_TIMEOUT,
+	};
+	char *error = NULL, *token;
+	const char *why;
+	int rc = 2;
+
+	core.config_path = strdup(config_path);
+	core.conf = conf_load(config_path, &error);
+	if (core.conf == NULL) {
+		fprintf(stderr, "%s\n", error);
+		free(error);
+		rc = 1;
+		goto out;
+	}
+	if ((core.store = store_open(core.conf->store, 0, &error)) == NULL) {
+		log_error("cannot open the store", "error=%s", log_q(error));
+		goto out;
+	}
+	if ((core.secret = crypto_secret_file(core.conf->secret_file,
+	    &why)) == NULL) {
+		log_error("cannot read or create secret_file", "file=%s "
+		    "error=%s", log_q(core.conf->secret_file), log_q(why));
+		goto out;
+	}
+	if ((token = crypto_secret_file(core.conf->api_token_file,
+	    &why)) == NULL) {
+		log_error("cannot read or create api_token_file", "file=%s "
+		    "error=%s", log_q(core.conf->api_token_file), log_q(why));
+		goto out;
+	}
+	free(token);
+	if ((core.loop = loop_new()) == NULL ||
+	    (core.batch = ingest_batch_new()) == NULL ||
+	    setup_signals(&core) < 0 ||
+	    loop_prepare_add(core.loop, on_prepare, &core) < 0) {
+		log_error("cannot set up the event loop", "error=%s",
+		    log_q(strerror(errno)));
+		goto out;
+	}
+	if ((core.control = control_new(core.loop, core.conf->control_socket,
+	    on_control, &core, &error)) == NULL) {
+		log_error("cannot open the control socket", "error=%s",
+		    log_q(error));
+		goto out;
+	}
+	ho.listen = core.conf->listen;
+	if ((core.httpd = httpd_new(core.loop, &ho, routes,
+	    sizeof(routes) / sizeof(routes[0]), &core, &error)) == NULL) {
+		log_error("cannot start HTTP", "error=%s", log_q(error));
+		goto out;
+	}
+	log_info("escalon running", "listen=%s store=%s webhooks=%zu "
+	    "pid=%ld", log_q(core.conf->listen), log_q(core.conf->store),
+	    core.conf->n_webhooks, (long)getpid());
+	if (loop_run(core.loop) < 0) {
+		log_error("event loop failed", "error=%s",
+		    log_q(strerror(errno)));
+		goto out;
+	}
+	/* Anything queued after the last prepare still gets committed. */
+	ingest_batch_commit(core.batch, core.store, core.conf,
+	    clock_now(core.clock));
+	httpd_run(core.httpd);
+	log_info("escalon stopped", "%s", "");
+	rc = 0;
+out:
+	free(error);
+	core_release(&core);
+	return rc;
+}

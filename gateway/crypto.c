@@ -1,0 +1,154 @@
+/* crypto: libcrypto wrappers. See crypto.h. */
+#include "crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
+    size_t len, unsigned char out[CRYPTO_SHA256_LEN])
+{
+	unsigned int out_len = 0;
+
+	if (HMAC(EVP_sha256(), key, (int)key_len, data, len, out,
+	    &out_len) == NULL || out_len != CRYPTO_SHA256_LEN)
+		return -1;
+	return 0;
+}
+
+int
+crypto_equal(const void *a, const void *b, size_t len)
+{
+	return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void
+crypto_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+unhex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+crypto_signature_ok(const char *header, const char *secret, const void *body,
+    size_t len)
+{
+	static const char prefix[] = "sha256=";
+	unsigned char want[CRYPTO_SHA256_LEN], got[CRYPTO_SHA256_LEN];
+
+	if (header == NULL || strncmp(header, prefix, sizeof(prefix) - 1) != 0)
+		return 0;
+	header += sizeof(prefix) - 1;
+	if (strlen(header) != 2 * CRYPTO_SHA256_LEN)
+		return 0;
+	for (int i = 0; i < CRYPTO_SHA256_LEN; i++) {
+		int hi = unhex(header[2 * i]), lo = unhex(header[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		got[i] = (unsigned char)(hi << 4 | lo);
+	}
+	if (crypto_hmac_sha256(secret, strlen(secret), body, len, want) < 0)
+		return 0;
+	return crypto_equal(want, got, CRYPTO_SHA256_LEN);
+}
+
+int
+crypto_random(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}
+
+static int
+mkdir_parent(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int rc = 0;
+
+	if (dir == NULL)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			rc = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+char *
+crypto_secret_file(const char *path, const char **error_r)
+{
+	char buf[256], *out = NULL;
+	unsigned char raw[32];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0) {
+			*error_r = "is empty or unreadable";
+			return NULL;
+		}
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (buf[0] == '\0') {
+			*error_r = "is empty";
+			return NULL;
+		}
+		return strdup(buf);
+	}
+	if (errno != ENOENT) {
+		*error_r = strerror(errno);
+		return NULL;
+	}
+	if (mkdir_parent(path) < 0 || crypto_random(raw, sizeof(raw)) < 0) {
+		*error_r = "cannot create";
+		return NULL;
+	}
+	crypto_hex(raw, sizeof(raw), buf);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = strerror(errno);
+		return NULL;
+	}
+	size_t len = strlen(buf);
+	buf[len] = '\n';
+	if (write(fd, buf, len + 1) != (ssize_t)len + 1 || fsync(fd) < 0) {
+		*error_r = "cannot write";
+		close(fd);
+		unlink(path);
+		return NULL;
+	}
+	close(fd);
+	buf[len] = '\0';
+	out = strdup(buf);
+	return out;
+}

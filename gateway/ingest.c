@@ -1,0 +1,390 @@
+/*
+ * ingest: thread, dedupe and store inbound messages. See ingest.h.
+ *
+ * For one message, in order:
+ *  1. dedupe: (dedupe_scope, dedupe_key) already stored -> duplicate,
+ *     nothing written;
+ *  2. thread: webhook thread key, mail In-Reply-To/References, an
+ *     [ESC-N] subject tag from that ticket's customer, or the open chat
+ *     ticket of the same JID;
+ *  3. a follow-up reopens a resolved ticket within reopen_within and
+ *     returns a pending one to open; past reopen_within (or closed) it
+ *     opens a new ticket linked to the old one;
+ *  4. otherwise a new ticket in the source's queue, with the queue's
+ *     team, SLA and ladder, severity as given or normal, state new.
+ */
+#include "ingest.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MAIL_SCOPE "mail"
+
+static int
+event_json(struct store *st, int64_t ticket_id, int64_t at, const char *type,
+    const char *actor, json_t *detail)
+{
+	char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+	int rc = store_event_add(st, ticket_id, at, type, actor, text);
+
+	free(text);
+	json_decref(detail);
+	return rc;
+}
+
+static int
+state_event(struct store *st, int64_t id, int64_t at, enum ticket_state from,
+    enum ticket_state to, const char *why)
+{
+	return event_json(st, id, at, "state_changed", "customer",
+	    json_pack("{s:s, s:s, s:s}", "from", ticket_state_name(from), "to",
+	    ticket_state_name(to), "why", why));
+}
+
+/* "[ESC-12]" anywhere in a subject -> 12. */
+static int64_t
+subject_tag(const char *subject)
+{
+	const char *p = subject;
+	int64_t id;
+
+	while (p != NULL && (p = strstr(p, "[ESC-")) != NULL) {
+		char buf[24];
+		const char *end = strchr(p, ']');
+		size_t n = end != NULL ? (size_t)(end - p - 1) : 0;
+		if (end != NULL && n < sizeof(buf)) {
+			memcpy(buf, p + 1, n);
+			buf[n] = '\0';
+			if (ticket_parse_ref(buf, &id) == 0)
+				return id;
+		}
+		p += 5;
+	}
+	return 0;
+}
+
+/* 1 and *id_r when m belongs to an existing ticket, 0 when not, -1. */
+static int
+find_thread(struct store *st, const struct inbound_msg *m, int64_t *id_r)
+{
+	int rc;
+
+	if (m->thread_key != NULL)
+		return store_thread_find(st, m->source, m->thread_key, id_r);
+	if (m->channel == CHANNEL_CHAT)
+		return store_ticket_open_for(st, m->from_scope,
+		    m->from_address, id_r);
+	if (m->channel != CHANNEL_EMAIL)
+		return 0;
+	if (m->in_reply_to != NULL &&
+	    (rc = store_thread_find(st, MAIL_SCOPE, m->in_reply_to, id_r)) != 0)
+		return rc;
+	for (size_t i = m->n_references; i-- > 0;)
+		if ((rc = store_thread_find(st, MAIL_SCOPE, m->references[i],
+		    id_r)) != 0)
+			return rc;
+	int64_t tagged = m->subject != NULL ? subject_tag(m->subject) : 0;
+	if (tagged > 0) {
+		struct ticket t;
+		rc = store_ticket_get(st, tagged, &t);
+		if (rc == 1) {
+			rc = t.customer_scope != NULL && t.customer_address &&
+			    strcmp(t.customer_scope, m->from_scope) == 0 &&
+			    strcmp(t.customer_address, m->from_address) == 0;
+			if (rc)
+				*id_r = tagged;
+		}
+		ticket_release(&t);
+		return rc;
+	}
+	return 0;
+}
+
+static int
+add_thread_keys(struct store *st, const struct inbound_msg *m, int64_t id)
+{
+	if (m->thread_key != NULL &&
+	    store_thread_add(st, m->source, m->thread_key, id) < 0)
+		return -1;
+	if (m->channel == CHANNEL_EMAIL && m->message_id != NULL &&
+	    store_thread_add(st, MAIL_SCOPE, m->message_id, id) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+new_ticket(struct store *st, const struct conf *c, int64_t now,
+    const struct inbound_msg *m, int64_t linked_to, struct ingest_result *r)
+{
+	const struct conf_queue *q = conf_queue(c, m->queue);
+	const char *sev = m->severity != NULL ? m->severity : "normal";
+	const struct conf_severity *cs = conf_severity(c, sev);
+	struct ticket t = { 0 };
+	json_t *detail;
+
+	if (q == NULL) {
+		snprintf(r->error, sizeof(r->error),
+		    "queue \"%s\" is not configured", m->queue);
+		return -1;
+	}
+	t.state = TICKET_NEW;
+	t.severity = (char *)sev;
+	t.queue = q->name;
+	t.team = q->team;
+	t.sla = cs != NULL && cs->sla != NULL ? cs->sla : q->sla;
+	t.ladder = q->ladder;
+	t.level = 1;
+	t.channel = (char *)channel_name(m->channel);
+	t.source = m->source;
+	t.customer_id = 0;
+	t.customer_scope = m->from_scope;
+	t.customer_address = m->from_address;
+	t.subject = m->subject != NULL && m->subject[0] != '\0' ?
+	    m->subject : "(no subject)";
+	t.reply_url = m->reply_url;
+	t.linked_to = linked_to;
+	t.created_at = t.updated_at = t.last_customer_at = now;
+	if (store_customer_identify(st, t.channel, m->from_scope,
+	    m->from_address, m->from_name, m->from_email, now,
+	    &t.customer_id) < 0 ||
+	    store_ticket_insert(st, &t) < 0)
+		return -1;
+	detail = json_pack("{s:s, s:s, s:s}", "channel", t.channel, "source",
+	    m->source, "queue", t.queue);
+	if (linked_to > 0)
+		json_object_set_new(detail, "follows", json_integer(linked_to));
+	if (event_json(st, t.id, now, "created", "customer", detail) < 0 ||
+	    add_thread_keys(st, m, t.id) < 0)
+		return -1;
+	r->ticket_id = t.id;
+	r->created = 1;
+	return 0;
+}
+
+/* Reopen or un-pend t for a customer message; *fresh_r when too late. */
+static int
+follow_up(struct store *st, const struct conf *c, int64_t now,
+    struct ticket *t, int *fresh_r)
+{
+	enum ticket_state was = t->state;
+
+	*fresh_r = 0;
+	if (was == TICKET_CLOSED || (was == TICKET_RESOLVED &&
+	    now - t->resolved_at > c->reopen_within)) {
+		*fresh_r = 1;
+		return 0;
+	}
+	if (was == TICKET_RESOLVED) {
+		t->state = TICKET_OPEN;
+		t->resolved_at = 0;
+		if (state_event(st, t->id, now, was, t->state,
+		    "customer wrote") < 0 ||
+		    event_json(st, t->id, now, "reopened", "customer",
+		    NULL) < 0)
+			return -1;
+	} else if (was == TICKET_PENDING) {
+		t->state = TICKET_OPEN;
+		if (state_event(st, t->id, now, was, t->state,
+		    "customer wrote") < 0)
+			return -1;
+	}
+	t->last_customer_at = now;
+	t->updated_at = now;
+	return store_ticket_update(st, t);
+}
+
+int
+ingest_message(struct store *st, const struct conf *c, int64_t now,
+    const struct inbound_msg *m, struct ingest_result *r)
+{
+	struct ticket t = { 0 };
+	int64_t id = 0;
+	int found, fresh = 0, rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (m->dedupe_key != NULL) {
+		found = store_message_find(st, m->dedupe_scope, m->dedupe_key,
+		    &r->ticket_id);
+		if (found < 0)
+			goto out;
+		if (found) {
+			r->duplicate = 1;
+			return 0;
+		}
+	}
+	if ((found = find_thread(st, m, &id)) < 0)
+		goto out;
+	if (found && store_ticket_get(st, id, &t) != 1)
+		goto out;
+	if (found) {
+		if (follow_up(st, c, now, &t, &fresh) < 0)
+			goto out;
+		if (!fresh) {
+			int64_t cust;
+			r->ticket_id = id;
+			if (store_customer_identify(st, t.channel,
+			    m->from_scope, m->from_address, m->from_name,
+			    m->from_email, now, &cust) < 0 ||
+			    event_json(st, id, now, "customer_replied",
+			    "customer", json_pack("{s:s}", "channel",
+			    channel_name(m->channel))) < 0 ||
+			    add_thread_keys(st, m, id) < 0)
+				goto out;
+		}
+	}
+	if ((!found || fresh) && new_ticket(st, c, now, m, fresh ? id : 0,
+	    r) < 0)
+		goto out;
+	struct message msg = {
+		.ticket_id = r->ticket_id,
+		.direction = "in",
+		.channel = channel_name(m->channel),
+		.author = m->from_address,
+		.subject = m->subject,
+		.body = m->body != NULL ? m->body :
+		    m->html_text != NULL ? m->html_text : "",
+		.message_id = m->message_id,
+		.dedupe_scope = m->dedupe_key != NULL ? m->dedupe_scope : NULL,
+		.dedupe_key = m->dedupe_key,
+		.at = now,
+	};
+	if (store_message_insert(st, &msg, NULL) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0 && r->error[0] == '\0') {
+		snprintf(r->error, sizeof(r->error), "%s", store_error(st));
+		r->temporary = store_error_is_full(st);
+	}
+	if (rc < 0)
+		r->failed = 1;
+	ticket_release(&t);
+	return rc;
+}
+
+struct item {
+	struct inbound_msg *msg;
+	ingest_done_cb *done;
+	void *arg;
+	struct ingest_result result;
+};
+
+struct ingest_batch {
+	struct item *items;
+	size_t n, cap;
+};
+
+struct ingest_batch *
+ingest_batch_new(void)
+{
+	return calloc(1, sizeof(struct ingest_batch));
+}
+
+static void
+clear(struct ingest_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		inbound_msg_free(&b->items[i].msg);
+	b->n = 0;
+}
+
+void
+ingest_batch_free(struct ingest_batch **bp)
+{
+	struct ingest_batch *b = *bp;
+
+	if (b == NULL)
+		return;
+	clear(b);
+	free(b->items);
+	free(b);
+	*bp = NULL;
+}
+
+int
+ingest_batch_add(struct ingest_batch *b, struct inbound_msg *m,
+    ingest_done_cb *done, void *arg)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct item *items = realloc(b->items, cap * sizeof(*items));
+		if (items == NULL)
+			return -1;
+		b->items = items;
+		b->cap = cap;
+	}
+	b->items[b->n++] = (struct item){ .msg = m, .done = done, .arg = arg };
+	return 0;
+}
+
+size_t
+ingest_batch_len(const struct ingest_batch *b)
+{
+	return b->n;
+}
+
+static void
+fail_all(struct ingest_batch *b, const char *why)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct ingest_result *r = &b->items[i].result;
+		memset(r, 0, sizeof(*r));
+		r->failed = 1;
+		r->temporary = 1;
+		snprintf(r->error, sizeof(r->error), "%s", why);
+	}
+}
+
+int
+ingest_batch_commit(struct ingest_batch *b, struct store *st,
+    const struct conf *c, int64_t now)
+{
+	int rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	if (store_begin(st) < 0)
+		goto fail;
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		if (store_savepoint(st) < 0)
+			goto fail;
+		if (ingest_message(st, c, now, it->msg, &it->result) < 0) {
+			log_warn("message not stored", "source=%s key=%s "
+			    "error=%s", log_q(it->msg->source),
+			    log_q(it->msg->dedupe_key),
+			    log_q(it->result.error));
+			if (store_rollback_to(st) < 0)
+				goto fail;
+		} else if (store_release(st) < 0) {
+			goto fail;
+		}
+	}
+	if (store_commit(st) < 0)
+		goto fail;
+	for (size_t i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		if (it->result.created)
+			log_info("ticket created", "ticket=%lld channel=%s "
+			    "source=%s queue=%s", (long long)it->result.ticket_id,
+			    channel_name(it->msg->channel),
+			    log_q(it->msg->source), log_q(it->msg->queue));
+	}
+	goto done;
+fail:
+	log_error("batch not committed", "items=%zu error=%s", b->n,
+	    log_q(store_error(st)));
+	store_rollback(st);
+	fail_all(b, "store unavailable");
+	rc = -1;
+done:
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i].done != NULL)
+			b->items[i].done(&b->items[i].result, b->items[i].arg);
+	clear(b);
+	return rc;
+}

@@ -1,0 +1,939 @@
+/*
+ * store: SQLite behind the interface of store.h.
+ *
+ * Invariants:
+ *  1. The schema version in PRAGMA user_version names the last migration
+ *     applied; migrations[] run in order, each in its own transaction.
+ *  2. events rows are never updated or deleted (triggers enforce it).
+ *  3. (dedupe_scope, dedupe_key) is unique over messages: a source replayed
+ *     after a crash finds its message and creates nothing.
+ *  4. Every statement comes from sql[] and is prepared once, on first use.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const migrations[] = {
+	/* 1: the first schema. */
+	"CREATE TABLE customers ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT, email TEXT,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE identities ("
+	"  id INTEGER PRIMARY KEY,"
+	"  customer_id INTEGER NOT NULL REFERENCES customers(id),"
+	"  channel TEXT NOT NULL,"
+	"  scope TEXT NOT NULL,"	/* webhook:NAME, email, chat */
+	"  address TEXT NOT NULL,"
+	"  UNIQUE (scope, address));"
+	"CREATE TABLE tickets ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  state TEXT NOT NULL CHECK (state IN"
+	"    ('new','open','pending','resolved','closed')),"
+	"  severity TEXT NOT NULL CHECK (severity IN"
+	"    ('low','normal','high','critical')),"
+	"  queue TEXT NOT NULL, team TEXT, sla TEXT, ladder TEXT,"
+	"  level INTEGER NOT NULL DEFAULT 1,"
+	"  channel TEXT NOT NULL CHECK (channel IN ('email','chat','webhook')),"
+	"  source TEXT NOT NULL,"
+	"  customer_id INTEGER NOT NULL REFERENCES customers(id),"
+	"  identity_id INTEGER NOT NULL REFERENCES identities(id),"
+	"  subject TEXT NOT NULL,"
+	"  reply_url TEXT, assignee TEXT, root_cause TEXT,"
+	"  linked_to INTEGER REFERENCES tickets(id),"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	"  first_response_at INTEGER, last_customer_at INTEGER,"
+	"  resolved_at INTEGER, closed_at INTEGER,"
+	"  due_first_response INTEGER, due_next_update INTEGER,"
+	"  due_resolution INTEGER, next_due_at INTEGER);"
+	"CREATE INDEX tickets_next_due ON tickets (next_due_at)"
+	"  WHERE next_due_at IS NOT NULL;"
+	"CREATE INDEX tickets_state_queue ON tickets (state, queue);"
+	"CREATE INDEX tickets_identity ON tickets (identity_id, state);"
+	"CREATE INDEX tickets_created ON tickets (created_at);"
+	"CREATE TABLE ticket_tags ("
+	"  ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+	"  tag TEXT NOT NULL,"
+	"  PRIMARY KEY (ticket_id, tag)) WITHOUT ROWID;"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+	"  direction TEXT NOT NULL CHECK (direction IN ('in','out','note')),"
+	"  channel TEXT NOT NULL,"
+	"  author TEXT NOT NULL,"
+	"  subject TEXT,"
+	"  body TEXT NOT NULL,"
+	"  message_id TEXT,"
+	"  dedupe_scope TEXT, dedupe_key TEXT,"
+	"  at INTEGER NOT NULL,"
+	"  raw BLOB);"
+	"CREATE UNIQUE INDEX messages_dedupe ON messages (dedupe_scope,"
+	"  dedupe_key) WHERE dedupe_key IS NOT NULL;"
+	"CREATE INDEX messages_ticket ON messages (ticket_id, id);"
+	"CREATE TABLE attachments ("
+	"  id INTEGER PRIMARY KEY,"
+	"  message_id INTEGER NOT NULL REFERENCES messages(id),"
+	"  name TEXT, type TEXT, size INTEGER NOT NULL,"
+	"  content BLOB);"	/* NULL when over max_attachment_size */
+	"CREATE INDEX attachments_message ON attachments (message_id);"
+	/* Every Message-ID known per ticket (scope 'mail', ours and
+	 * theirs) and the thread keys of webhooks (scope 'webhook:NAME'). */
+	"CREATE TABLE thread_keys ("
+	"  scope TEXT NOT NULL, key TEXT NOT NULL,"
+	"  ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+	"  PRIMARY KEY (scope, key)) WITHOUT ROWID;"
+	"CREATE INDEX thread_keys_ticket ON thread_keys (ticket_id);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+	"  type TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  actor TEXT,"
+	"  detail TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX events_ticket ON events (ticket_id, id);"
+	"CREATE INDEX events_type_at ON events (type, at);"
+	"CREATE TRIGGER events_no_update BEFORE UPDATE ON events"
+	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+	"CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
+	"  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;"
+	/* The transactional outbox; its state machine lives in outbox.c. */
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ticket_id INTEGER REFERENCES tickets(id),"
+	"  template TEXT,"
+	"  channel TEXT NOT NULL,"
+	"  recipient TEXT NOT NULL,"
+	"  identity TEXT NOT NULL UNIQUE,"	/* Message-ID or delivery id */
+	"  payload BLOB NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+	"    ('queued','sending','sent','retry','dead')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at INTEGER NOT NULL,"
+	"  last_error TEXT,"
+	"  created_at INTEGER NOT NULL, sent_at INTEGER);"
+	"CREATE INDEX outbox_due ON outbox (next_attempt_at)"
+	"  WHERE state IN ('queued','retry');"
+	"CREATE TABLE checkpoints ("
+	"  source TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL);"
+	"CREATE TABLE csat ("
+	"  id INTEGER PRIMARY KEY,"
+	"  ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+	"  token TEXT NOT NULL UNIQUE,"
+	"  score INTEGER CHECK (score BETWEEN 1 AND 5),"
+	"  comment TEXT,"
+	"  sent_at INTEGER NOT NULL, answered_at INTEGER);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define TICKET_COLUMNS \
+	"t.id, t.state, t.severity, t.queue, t.team, t.sla, t.ladder, " \
+	"t.level, t.channel, t.source, t.customer_id, i.scope, " \
+	"coalesce(c.name, i.address), i.address, t.subject, t.reply_url, " \
+	"t.assignee, t.root_cause, t.linked_to, t.created_at, t.updated_at, " \
+	"t.first_response_at, t.last_customer_at, t.resolved_at, " \
+	"t.closed_at, t.due_first_response, t.due_next_update, " \
+	"t.due_resolution, t.next_due_at " \
+	"FROM tickets t JOIN identities i ON i.id = t.identity_id " \
+	"JOIN customers c ON c.id = t.customer_id "
+
+enum stmt_id {
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
+	S_IDENTITY_FIND, S_CUSTOMER_INSERT, S_IDENTITY_INSERT,
+	S_CUSTOMER_UPDATE,
+	S_TICKET_INSERT, S_TICKET_GET, S_TICKET_UPDATE, S_TICKET_OPEN_FOR,
+	S_TICKET_COUNT, S_TICKET_LIST,
+	S_THREAD_ADD, S_THREAD_FIND,
+	S_MESSAGE_INSERT, S_MESSAGE_FIND, S_MESSAGE_LIST,
+	S_EVENT_ADD, S_EVENT_LIST,
+	S_CHECKPOINT_GET, S_CHECKPOINT_SET,
+	S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT item",
+	[S_RELEASE] = "RELEASE item",
+	/* ROLLBACK TO keeps the savepoint open: release it as well. */
+	[S_ROLLBACK_TO] = "ROLLBACK TO item",
+	[S_IDENTITY_FIND] =
+	    "SELECT customer_id FROM identities WHERE scope = ? AND address = ?",
+	[S_CUSTOMER_INSERT] =
+	    "INSERT INTO customers (name, email, created_at) VALUES (?, ?, ?)",
+	[S_IDENTITY_INSERT] =
+	    "INSERT INTO identities (customer_id, channel, scope, address) "
+	    "VALUES (?, ?, ?, ?)",
+	/* A name or address learnt later fills a gap, never overwrites. */
+	[S_CUSTOMER_UPDATE] =
+	    "UPDATE customers SET name = coalesce(name, ?), "
+	    "email = coalesce(email, ?) WHERE id = ?",
+	[S_TICKET_INSERT] =
+	    "INSERT INTO tickets (state, severity, queue, team, sla, ladder, "
+	    "level, channel, source, customer_id, identity_id, subject, "
+	    "reply_url, assignee, root_cause, linked_to, created_at, "
+	    "updated_at, first_response_at, last_customer_at, resolved_at, "
+	    "closed_at, due_first_response, due_next_update, due_resolution, "
+	    "next_due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "(SELECT id FROM identities WHERE scope = ? AND address = ?), "
+	    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[S_TICKET_GET] = "SELECT " TICKET_COLUMNS "WHERE t.id = ?",
+	[S_TICKET_UPDATE] =
+	    "UPDATE tickets SET state = ?, severity = ?, queue = ?, team = ?, "
+	    "sla = ?, ladder = ?, level = ?, subject = ?, reply_url = ?, "
+	    "assignee = ?, root_cause = ?, linked_to = ?, updated_at = ?, "
+	    "first_response_at = ?, last_customer_at = ?, resolved_at = ?, "
+	    "closed_at = ?, due_first_response = ?, due_next_update = ?, "
+	    "due_resolution = ?, next_due_at = ? WHERE id = ?",
+	[S_TICKET_OPEN_FOR] =
+	    "SELECT t.id FROM tickets t JOIN identities i ON i.id = "
+	    "t.identity_id WHERE i.scope = ? AND i.address = ? AND t.state IN "
+	    "('new','open','pending') ORDER BY t.id DESC LIMIT 1",
+	[S_TICKET_COUNT] = "SELECT count(*) FROM tickets",
+	[S_TICKET_LIST] = "SELECT " TICKET_COLUMNS
+	    "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR "
+	    "t.queue = ?2) AND (?3 = 0 OR t.level >= 2) ORDER BY t.id "
+	    "LIMIT ?4",
+	[S_THREAD_ADD] =
+	    "INSERT OR IGNORE INTO thread_keys (scope, key, ticket_id) "
+	    "VALUES (?, ?, ?)",
+	[S_THREAD_FIND] =
+	    "SELECT ticket_id FROM thread_keys WHERE scope = ? AND key = ?",
+	[S_MESSAGE_INSERT] =
+	    "INSERT INTO messages (ticket_id, direction, channel, author, "
+	    "subject, body, message_id, dedupe_scope, dedupe_key, at) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[S_MESSAGE_FIND] =
+	    "SELECT ticket_id FROM messages WHERE dedupe_scope = ? AND "
+	    "dedupe_key = ?",
+	[S_MESSAGE_LIST] =
+	    "SELECT id, ticket_id, direction, channel, author, subject, body, "
+	    "message_id, dedupe_scope, dedupe_key, at FROM messages "
+	    "WHERE ticket_id = ? ORDER BY id",
+	[S_EVENT_ADD] =
+	    "INSERT INTO events (ticket_id, type, at, actor, detail) "
+	    "VALUES (?, ?, ?, ?, ?)",
+	[S_EVENT_LIST] =
+	    "SELECT id, ticket_id, type, at, actor, detail FROM events "
+	    "WHERE ticket_id = ? ORDER BY id",
+	[S_CHECKPOINT_GET] = "SELECT value FROM checkpoints WHERE source = ?",
+	[S_CHECKPOINT_SET] =
+	    "INSERT INTO checkpoints (source, value, updated_at) "
+	    "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+	    "value = excluded.value, updated_at = excluded.updated_at",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[S_COUNT];
+	int last_code;
+	char error[512];
+};
+
+static int
+fail(struct store *st, const char *what)
+{
+	st->last_code = sqlite3_extended_errcode(st->db);
+	snprintf(st->error, sizeof(st->error), "%s: %s", what,
+	    sqlite3_errmsg(st->db));
+	return -1;
+}
+
+const char *
+store_error(const struct store *st)
+{
+	return st->error;
+}
+
+int
+store_error_is_full(const struct store *st)
+{
+	int primary = st->last_code & 0xff;
+
+	return primary == SQLITE_FULL || primary == SQLITE_READONLY ||
+	    primary == SQLITE_IOERR;
+}
+
+static sqlite3_stmt *
+stmt(struct store *st, enum stmt_id id)
+{
+	if (st->stmts[id] == NULL &&
+	    sqlite3_prepare_v3(st->db, sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+	    &st->stmts[id], NULL) != SQLITE_OK) {
+		fail(st, "prepare");
+		return NULL;
+	}
+	return st->stmts[id];
+}
+
+/* Bind helpers: NULL strings and zero instants/ids become SQL NULL. */
+static void
+bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v == NULL)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static void
+bind_opt_int(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v == 0)
+		sqlite3_bind_null(s, i);
+	else
+		sqlite3_bind_int64(s, i, v);
+}
+
+static const char *
+col_text(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+/* Run a statement that returns no rows; always resets it. */
+static int
+exec_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s) == SQLITE_DONE ? 0 : fail(st, what);
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+/* Run a one-column integer look-up: 1 found, 0 not found, -1 error. */
+static int
+exec_find_int(struct store *st, sqlite3_stmt *s, const char *what,
+    int64_t *v_r)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		*v_r = sqlite3_column_int64(s, 0);
+		rc = 1;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = fail(st, what);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+static int
+simple(struct store *st, enum stmt_id id, const char *what)
+{
+	sqlite3_stmt *s = stmt(st, id);
+
+	return s == NULL ? -1 : exec_done(st, s, what);
+}
+
+int store_begin(struct store *st) { return simple(st, S_BEGIN, "begin"); }
+int store_commit(struct store *st) { return simple(st, S_COMMIT, "commit"); }
+int store_savepoint(struct store *st)
+{
+	return simple(st, S_SAVEPOINT, "savepoint");
+}
+int store_release(struct store *st)
+{
+	return simple(st, S_RELEASE, "release");
+}
+
+int
+store_rollback(struct store *st)
+{
+	/* After some errors SQLite has already rolled back by itself. */
+	if (sqlite3_get_autocommit(st->db))
+		return 0;
+	return simple(st, S_ROLLBACK, "rollback");
+}
+
+int
+store_rollback_to(struct store *st)
+{
+	if (simple(st, S_ROLLBACK_TO, "rollback to savepoint") < 0)
+		return -1;
+	return store_release(st);
+}
+
+static int
+migrate(struct store *st)
+{
+	int version = store_schema_version(st);
+
+	if (version < 0)
+		return -1;
+	if (version > N_MIGRATIONS) {
+		snprintf(st->error, sizeof(st->error),
+		    "store schema version %d is newer than this escalon (%d)",
+		    version, N_MIGRATIONS);
+		return -1;
+	}
+	for (int v = version; v < N_MIGRATIONS; v++) {
+		char pragma[64];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d",
+		    v + 1);
+		if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL,
+		    NULL) != SQLITE_OK)
+			return fail(st, "migration begin");
+		if (sqlite3_exec(st->db, migrations[v], NULL, NULL,
+		    NULL) != SQLITE_OK ||
+		    sqlite3_exec(st->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			fail(st, "migration");
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+store_schema_version(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s,
+	    NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	else
+		fail(st, "schema version");
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int
+mkdir_for(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int rc = 0;
+
+	if (dir == NULL)
+		return -1;
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			rc = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+struct store *
+store_open(const char *path, unsigned flags, char **error_r)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	int ro = (flags & STORE_READONLY) != 0;
+	int oflags = SQLITE_OPEN_NOMUTEX | (ro ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+
+	*error_r = NULL;
+	if (st == NULL) {
+		*error_r = strdup("store: out of memory");
+		return NULL;
+	}
+	if (!ro && mkdir_for(path) < 0) {
+		if (asprintf(error_r, "store %s: cannot create its folder: %s",
+		    path, strerror(errno)) < 0)
+			*error_r = NULL;
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &st->db, oflags, NULL) != SQLITE_OK) {
+		fail(st, "open");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	if (!ro) {
+		/* WAL lets readers work while the core writes; NORMAL keeps
+		 * every commit across a process crash (not a power cut). */
+		if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL;"
+		    "PRAGMA synchronous = NORMAL;", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			fail(st, "set WAL mode");
+			goto fail;
+		}
+	}
+	if (sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL,
+	    NULL) != SQLITE_OK) {
+		fail(st, "foreign keys");
+		goto fail;
+	}
+	if (ro) {
+		int v = store_schema_version(st);
+		if (v < 0)
+			goto fail;
+		if (v != N_MIGRATIONS) {
+			snprintf(st->error, sizeof(st->error),
+			    "store schema version %d, this escalon needs %d "
+			    "(run the gateway once to migrate)", v,
+			    N_MIGRATIONS);
+			goto fail;
+		}
+	} else if (migrate(st) < 0) {
+		goto fail;
+	}
+	return st;
+fail:
+	if (*error_r == NULL && asprintf(error_r, "store %s: %s", path,
+	    st->error) < 0)
+		*error_r = NULL;
+	store_close(&st);
+	return NULL;
+}
+
+void
+store_close(struct store **stp)
+{
+	struct store *st = *stp;
+
+	if (st == NULL)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmts[i]);
+	sqlite3_close(st->db);
+	free(st);
+	*stp = NULL;
+}
+
+int
+store_customer_identify(struct store *st, const char *channel,
+    const char *scope, const char *address, const char *name,
+    const char *email, int64_t at, int64_t *customer_id_r)
+{
+	sqlite3_stmt *s;
+	int found;
+
+	if ((s = stmt(st, S_IDENTITY_FIND)) == NULL)
+		return -1;
+	bind_text(s, 1, scope);
+	bind_text(s, 2, address);
+	found = exec_find_int(st, s, "find identity", customer_id_r);
+	if (found < 0)
+		return -1;
+	if (found) {
+		if ((name == NULL && email == NULL) ||
+		    (s = stmt(st, S_CUSTOMER_UPDATE)) == NULL)
+			return s == NULL && (name || email) ? -1 : 0;
+		bind_text(s, 1, name);
+		bind_text(s, 2, email);
+		sqlite3_bind_int64(s, 3, *customer_id_r);
+		return exec_done(st, s, "update customer");
+	}
+	if ((s = stmt(st, S_CUSTOMER_INSERT)) == NULL)
+		return -1;
+	bind_text(s, 1, name);
+	bind_text(s, 2, email);
+	sqlite3_bind_int64(s, 3, at);
+	if (exec_done(st, s, "insert customer") < 0)
+		return -1;
+	*customer_id_r = sqlite3_last_insert_rowid(st->db);
+	if ((s = stmt(st, S_IDENTITY_INSERT)) == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, *customer_id_r);
+	bind_text(s, 2, channel);
+	bind_text(s, 3, scope);
+	bind_text(s, 4, address);
+	return exec_done(st, s, "insert identity");
+}
+
+int
+store_ticket_insert(struct store *st, struct ticket *t)
+{
+	sqlite3_stmt *s = stmt(st, S_TICKET_INSERT);
+	int i = 1;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, i++, ticket_state_name(t->state));
+	bind_text(s, i++, t->severity);
+	bind_text(s, i++, t->queue);
+	bind_text(s, i++, t->team);
+	bind_text(s, i++, t->sla);
+	bind_text(s, i++, t->ladder);
+	sqlite3_bind_int(s, i++, t->level);
+	bind_text(s, i++, t->channel);
+	bind_text(s, i++, t->source);
+	sqlite3_bind_int64(s, i++, t->customer_id);
+	/* The identity is found by (scope, address): the ingest code knows
+	 * those, the identity's row id is the store's business. */
+	bind_text(s, i++, t->customer_scope);
+	bind_text(s, i++, t->customer_address);
+	bind_text(s, i++, t->subject);
+	bind_text(s, i++, t->reply_url);
+	bind_text(s, i++, t->assignee);
+	bind_text(s, i++, t->root_cause);
+	bind_opt_int(s, i++, t->linked_to);
+	sqlite3_bind_int64(s, i++, t->created_at);
+	sqlite3_bind_int64(s, i++, t->updated_at);
+	bind_opt_int(s, i++, t->first_response_at);
+	bind_opt_int(s, i++, t->last_customer_at);
+	bind_opt_int(s, i++, t->resolved_at);
+	bind_opt_int(s, i++, t->closed_at);
+	bind_opt_int(s, i++, t->due_first_response);
+	bind_opt_int(s, i++, t->due_next_update);
+	bind_opt_int(s, i++, t->due_resolution);
+	bind_opt_int(s, i++, t->next_due_at);
+	if (exec_done(st, s, "insert ticket") < 0)
+		return -1;
+	t->id = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+/* Fill t from a row of TICKET_COLUMNS; strings borrowed from the row. */
+static void
+row_ticket(sqlite3_stmt *s, struct ticket *t)
+{
+	int i = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->id = sqlite3_column_int64(s, i++);
+	if (ticket_state_parse(col_text(s, i++), &t->state) < 0)
+		t->state = TICKET_OPEN;
+	t->severity = (char *)col_text(s, i++);
+	t->queue = (char *)col_text(s, i++);
+	t->team = (char *)col_text(s, i++);
+	t->sla = (char *)col_text(s, i++);
+	t->ladder = (char *)col_text(s, i++);
+	t->level = sqlite3_column_int(s, i++);
+	t->channel = (char *)col_text(s, i++);
+	t->source = (char *)col_text(s, i++);
+	t->customer_id = sqlite3_column_int64(s, i++);
+	t->customer_scope = (char *)col_text(s, i++);
+	t->customer_name = (char *)col_text(s, i++);
+	t->customer_address = (char *)col_text(s, i++);
+	t->subject = (char *)col_text(s, i++);
+	t->reply_url = (char *)col_text(s, i++);
+	t->assignee = (char *)col_text(s, i++);
+	t->root_cause = (char *)col_text(s, i++);
+	t->linked_to = sqlite3_column_int64(s, i++);
+	t->created_at = sqlite3_column_int64(s, i++);
+	t->updated_at = sqlite3_column_int64(s, i++);
+	t->first_response_at = sqlite3_column_int64(s, i++);
+	t->last_customer_at = sqlite3_column_int64(s, i++);
+	t->resolved_at = sqlite3_column_int64(s, i++);
+	t->closed_at = sqlite3_column_int64(s, i++);
+	t->due_first_response = sqlite3_column_int64(s, i++);
+	t->due_next_update = sqlite3_column_int64(s, i++);
+	t->due_resolution = sqlite3_column_int64(s, i++);
+	t->next_due_at = sqlite3_column_int64(s, i++);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s == NULL ? NULL : strdup(s);
+}
+
+int
+store_ticket_get(struct store *st, int64_t id, struct ticket *t_r)
+{
+	sqlite3_stmt *s = stmt(st, S_TICKET_GET);
+	int rc;
+
+	memset(t_r, 0, sizeof(*t_r));
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		struct ticket b;
+		row_ticket(s, &b);
+		*t_r = b;
+		char **strs[] = { &t_r->severity, &t_r->queue, &t_r->team,
+		    &t_r->sla, &t_r->ladder, &t_r->channel, &t_r->source,
+		    &t_r->customer_scope, &t_r->customer_name,
+		    &t_r->customer_address, &t_r->subject, &t_r->reply_url,
+		    &t_r->assignee, &t_r->root_cause };
+		for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+			*strs[i] = dup_or_null(*strs[i]);
+		rc = 1;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = fail(st, "get ticket");
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_ticket_update(struct store *st, const struct ticket *t)
+{
+	sqlite3_stmt *s = stmt(st, S_TICKET_UPDATE);
+	int i = 1;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, i++, ticket_state_name(t->state));
+	bind_text(s, i++, t->severity);
+	bind_text(s, i++, t->queue);
+	bind_text(s, i++, t->team);
+	bind_text(s, i++, t->sla);
+	bind_text(s, i++, t->ladder);
+	sqlite3_bind_int(s, i++, t->level);
+	bind_text(s, i++, t->subject);
+	bind_text(s, i++, t->reply_url);
+	bind_text(s, i++, t->assignee);
+	bind_text(s, i++, t->root_cause);
+	bind_opt_int(s, i++, t->linked_to);
+	sqlite3_bind_int64(s, i++, t->updated_at);
+	bind_opt_int(s, i++, t->first_response_at);
+	bind_opt_int(s, i++, t->last_customer_at);
+	bind_opt_int(s, i++, t->resolved_at);
+	bind_opt_int(s, i++, t->closed_at);
+	bind_opt_int(s, i++, t->due_first_response);
+	bind_opt_int(s, i++, t->due_next_update);
+	bind_opt_int(s, i++, t->due_resolution);
+	bind_opt_int(s, i++, t->next_due_at);
+	sqlite3_bind_int64(s, i++, t->id);
+	return exec_done(st, s, "update ticket");
+}
+
+int
+store_ticket_open_for(struct store *st, const char *scope,
+    const char *address, int64_t *ticket_id_r)
+{
+	sqlite3_stmt *s = stmt(st, S_TICKET_OPEN_FOR);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, scope);
+	bind_text(s, 2, address);
+	return exec_find_int(st, s, "find open ticket", ticket_id_r);
+}
+
+int
+store_ticket_count(struct store *st, int64_t *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_TICKET_COUNT);
+
+	if (s == NULL)
+		return -1;
+	return exec_find_int(st, s, "count tickets", n_r) < 0 ? -1 : 0;
+}
+
+int
+store_ticket_list(struct store *st, const struct ticket_filter *f,
+    store_ticket_cb *cb, void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_TICKET_LIST);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, f->state);
+	bind_text(s, 2, f->queue);
+	sqlite3_bind_int(s, 3, f->escalated ? 1 : 0);
+	sqlite3_bind_int64(s, 4, f->limit > 0 ? f->limit : -1);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ticket t;
+		row_ticket(s, &t);
+		if (cb(&t, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "list tickets");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_thread_add(struct store *st, const char *scope, const char *key,
+    int64_t ticket_id)
+{
+	sqlite3_stmt *s = stmt(st, S_THREAD_ADD);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, scope);
+	bind_text(s, 2, key);
+	sqlite3_bind_int64(s, 3, ticket_id);
+	return exec_done(st, s, "add thread key");
+}
+
+int
+store_thread_find(struct store *st, const char *scope, const char *key,
+    int64_t *ticket_id_r)
+{
+	sqlite3_stmt *s = stmt(st, S_THREAD_FIND);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, scope);
+	bind_text(s, 2, key);
+	return exec_find_int(st, s, "find thread key", ticket_id_r);
+}
+
+int
+store_message_insert(struct store *st, const struct message *m, int64_t *id_r)
+{
+	sqlite3_stmt *s = stmt(st, S_MESSAGE_INSERT);
+	int i = 1;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, i++, m->ticket_id);
+	bind_text(s, i++, m->direction);
+	bind_text(s, i++, m->channel);
+	bind_text(s, i++, m->author);
+	bind_text(s, i++, m->subject);
+	bind_text(s, i++, m->body);
+	bind_text(s, i++, m->message_id);
+	bind_text(s, i++, m->dedupe_scope);
+	bind_text(s, i++, m->dedupe_key);
+	sqlite3_bind_int64(s, i++, m->at);
+	if (exec_done(st, s, "insert message") < 0)
+		return -1;
+	if (id_r != NULL)
+		*id_r = sqlite3_last_insert_rowid(st->db);
+	return 0;
+}
+
+int
+store_message_find(struct store *st, const char *scope, const char *key,
+    int64_t *ticket_id_r)
+{
+	sqlite3_stmt *s = stmt(st, S_MESSAGE_FIND);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, scope);
+	bind_text(s, 2, key);
+	return exec_find_int(st, s, "find message", ticket_id_r);
+}
+
+int
+store_message_list(struct store *st, int64_t ticket_id, store_message_cb *cb,
+    void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_MESSAGE_LIST);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct message m = {
+			.id = sqlite3_column_int64(s, 0),
+			.ticket_id = sqlite3_column_int64(s, 1),
+			.direction = col_text(s, 2),
+			.channel = col_text(s, 3),
+			.author = col_text(s, 4),
+			.subject = col_text(s, 5),
+			.body = col_text(s, 6),
+			.message_id = col_text(s, 7),
+			.dedupe_scope = col_text(s, 8),
+			.dedupe_key = col_text(s, 9),
+			.at = sqlite3_column_int64(s, 10),
+		};
+		if (cb(&m, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "list messages");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_event_add(struct store *st, int64_t ticket_id, int64_t at,
+    const char *type, const char *actor, const char *detail)
+{
+	sqlite3_stmt *s = stmt(st, S_EVENT_ADD);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	bind_text(s, 2, type);
+	sqlite3_bind_int64(s, 3, at);
+	bind_text(s, 4, actor);
+	bind_text(s, 5, detail != NULL ? detail : "{}");
+	return exec_done(st, s, "add event");
+}
+
+int
+store_event_list(struct store *st, int64_t ticket_id, store_event_cb *cb,
+    void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_EVENT_LIST);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct event e = {
+			.id = sqlite3_column_int64(s, 0),
+			.ticket_id = sqlite3_column_int64(s, 1),
+			.type = col_text(s, 2),
+			.at = sqlite3_column_int64(s, 3),
+			.actor = col_text(s, 4),
+			.detail = col_text(s, 5),
+		};
+		if (cb(&e, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "list events");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_checkpoint_get(struct store *st, const char *source, char **value_r)
+{
+	sqlite3_stmt *s = stmt(st, S_CHECKPOINT_GET);
+	int rc;
+
+	*value_r = NULL;
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, source);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*value_r = strdup(col_text(s, 0));
+		rc = *value_r != NULL ? 1 : -1;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = fail(st, "get checkpoint");
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_checkpoint_set(struct store *st, const char *source, const char *value,
+    int64_t at)
+{
+	sqlite3_stmt *s = stmt(st, S_CHECKPOINT_SET);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, source);
+	bind_text(s, 2, value);
+	sqlite3_bind_int64(s, 3, at);
+	return exec_done(st, s, "set checkpoint");
+}

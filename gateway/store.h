@@ -1,0 +1,95 @@
+/*
+ * store: the ticket store. Speaks tickets, messages, events, customers,
+ * outbox rows and checkpoints; the only file that includes <sqlite3.h>.
+ *
+ * One writer (the core, or a CLI act when no core runs) and any number of
+ * read-only connections (CLI, API): SQLite in WAL mode. The schema is
+ * versioned with PRAGMA user_version and migrated forward on open.
+ *
+ * Transactions are explicit: store_begin .. store_commit; inside one,
+ * store_savepoint .. store_release / store_rollback_to bracket one inbound
+ * item so a bad item never aborts the batch (group commit).
+ *
+ * Every call returns 0 (or 1 = found / 0 = not found for look-ups) and -1 on
+ * failure; store_error() then says what failed. All SQL is prepared once
+ * from constant text; nothing is built from input.
+ */
+#ifndef ESCALON_STORE_H
+#define ESCALON_STORE_H
+
+#include <stdint.h>
+
+#include "ticket.h"
+
+struct store;
+
+#define STORE_READONLY 1u
+
+/*
+ * Open (creating and migrating when writable) the store at path. NULL on
+ * failure, with *error_r a heap string for the caller to free.
+ */
+struct store *store_open(const char *path, unsigned flags, char **error_r);
+void store_close(struct store **stp);
+
+/* The last failure, "what: sqlite's message"; valid until the next call. */
+const char *store_error(const struct store *st);
+/* 1 if the last failure was the disk being full or the store read-only. */
+int store_error_is_full(const struct store *st);
+
+int store_schema_version(struct store *st);
+
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+int store_rollback(struct store *st);
+int store_savepoint(struct store *st);
+int store_release(struct store *st);
+int store_rollback_to(struct store *st);
+
+/* Customers: find or create the customer behind an identity. */
+int store_customer_identify(struct store *st, const char *channel,
+    const char *scope, const char *address, const char *name,
+    const char *email, int64_t at, int64_t *customer_id_r);
+
+/* Tickets. store_ticket_insert sets t->id. */
+int store_ticket_insert(struct store *st, struct ticket *t);
+int store_ticket_get(struct store *st, int64_t id, struct ticket *t_r);
+int store_ticket_update(struct store *st, const struct ticket *t);
+/* The newest ticket of a customer identity in one of the open states. */
+int store_ticket_open_for(struct store *st, const char *scope,
+    const char *address, int64_t *ticket_id_r);
+int store_ticket_count(struct store *st, int64_t *n_r);
+
+typedef int store_ticket_cb(const struct ticket *t, void *arg);
+int store_ticket_list(struct store *st, const struct ticket_filter *f,
+    store_ticket_cb *cb, void *arg);
+
+/* Thread keys: every Message-ID known per ticket, webhook thread keys. */
+int store_thread_add(struct store *st, const char *scope, const char *key,
+    int64_t ticket_id);
+int store_thread_find(struct store *st, const char *scope, const char *key,
+    int64_t *ticket_id_r);
+
+/* Messages. store_message_find looks up a dedupe key. */
+int store_message_insert(struct store *st, const struct message *m,
+    int64_t *id_r);
+int store_message_find(struct store *st, const char *scope, const char *key,
+    int64_t *ticket_id_r);
+typedef int store_message_cb(const struct message *m, void *arg);
+int store_message_list(struct store *st, int64_t ticket_id,
+    store_message_cb *cb, void *arg);
+
+/* Events: append-only. detail is a JSON object (NULL: "{}"). */
+int store_event_add(struct store *st, int64_t ticket_id, int64_t at,
+    const char *type, const char *actor, const char *detail);
+typedef int store_event_cb(const struct event *e, void *arg);
+int store_event_list(struct store *st, int64_t ticket_id,
+    store_event_cb *cb, void *arg);
+
+/* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
+int store_checkpoint_get(struct store *st, const char *source,
+    char **value_r);
+int store_checkpoint_set(struct store *st, const char *source,
+    const char *value, int64_t at);
+
+#endif
