@@ -14,7 +14,6 @@ PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto
 DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
             libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev
 DEB_TEST  = libcmocka-dev python3 python3-pytest curl
-DEB_ASAN  = clang libclang-rt-14-dev
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 CC       ?= cc
@@ -100,14 +99,10 @@ test: deps
 	$(MAKE) e2e
 
 asan:
-	$(MAKE) deps EXTRA_DEBS="$(DEB_ASAN)"
-	$(MAKE) CC=clang SANITIZE=address,undefined BUILD=build-asan \
-	    $(BUILD)-asan-all
-
-build-asan-all:
+	$(MAKE) deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(MAKE) CC=clang SANITIZE=address,undefined BUILD=build-asan \
+	    $(MAKE) SANITIZE=address,undefined BUILD=build-asan \
 	    build-asan/escalon unit e2e
 
 valgrind: $(UNITS)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "crypto.h"
 #include "ticket.h"
@@ -60,7 +61,8 @@ opt_string(json_t *obj, const char *key, size_t max, char **out)
 static int
 url_ok(const char *u)
 {
-	return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+	return strncasecmp(u, "http://", 7) == 0 ||
+	    strncasecmp(u, "https://", 8) == 0;
 }
 
 struct inbound_msg *
@@ -81,7 +83,10 @@ webhook_accept(const char *hook, const char *queue, const char *secret,
 	}
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		*reason_r = "body is not valid JSON";
+		*reason_r = json_error_code(&jerr) == json_error_duplicate_key ?
+		    "body has a duplicate key" :
+		    json_error_code(&jerr) == json_error_invalid_utf8 ?
+		    "body is not valid UTF-8" : "body is not valid JSON";
 		return NULL;
 	}
 	if (!json_is_object(root)) {

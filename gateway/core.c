@@ -6,9 +6,9 @@
  * connections, commit the batch in hand, flush the answers and exit 0.
  *
  * Group commit: webhook handlers queue their message into the batch and
- * suspend their request; the loop's prepare hook commits the batch once per
- * wake-up, before MHD runs, and each request is answered from its callback
- * only after COMMIT has returned.
+ * suspend their request; a zero-delay timer commits the batch once per
+ * wake-up, and each request is answered from its callback only after
+ * COMMIT has returned; MHD writes the answers when it next runs.
  */
 #include "core.h"
 
@@ -49,8 +49,43 @@ struct core {
 	int sigfd;
 	int stopping;
 	struct loop_timer *stop_timer;
+	struct loop_timer *commit_timer;	/* set while the batch waits */
 	char *secret;
 };
+
+/* --- group commit ----------------------------------------------------- */
+
+static void
+commit_batch(struct core *core)
+{
+	if (ingest_batch_len(core->batch) > 0)
+		ingest_batch_commit(core->batch, core->store, core->conf,
+		    clock_now(core->clock));
+}
+
+static void
+on_commit_timer(struct loop *l, void *arg)
+{
+	struct core *core = arg;
+
+	(void)l;
+	core->commit_timer = NULL;
+	commit_batch(core);
+}
+
+/*
+ * A zero-delay timer: timers run after every ready fd of a wake-up has
+ * been handled, so the batch holds all that one wake-up brought in. It
+ * also keeps the loop from sleeping on a batch queued from inside MHD_run
+ * during a prepare hook.
+ */
+static void
+schedule_commit(struct core *core)
+{
+	if (core->commit_timer == NULL)
+		core->commit_timer = loop_timer_add(core->loop, 0,
+		    on_commit_timer, core);
+}
 
 /* --- webhooks: POST /hooks/NAME ---------------------------------------- */
 
@@ -121,6 +156,7 @@ hook_handle(struct http_req *req, void *arg)
 		return;
 	}
 	http_suspend(req);
+	schedule_commit(core);
 }
 
 static const struct http_route routes[] = {
@@ -163,9 +199,6 @@ on_prepare(struct loop *l, void *arg)
 {
 	struct core *core = arg;
 
-	if (ingest_batch_len(core->batch) > 0)
-		ingest_batch_commit(core->batch, core->store, core->conf,
-		    clock_now(core->clock));
 	if (core->stopping && core->stop_timer == NULL &&
 	    httpd_suspended(core->httpd) == 0)
 		core->stop_timer = loop_timer_add(l, CORE_FLUSH_MS,
@@ -249,6 +282,7 @@ core_release(struct core *core)
 	if (core->sigfd >= 0)
 		close(core->sigfd);
 	loop_timer_cancel(core->loop, &core->stop_timer);
+	loop_timer_cancel(core->loop, &core->commit_timer);
 	loop_free(&core->loop);
 	store_close(&core->store);
 	conf_free(&core->conf);
@@ -321,9 +355,8 @@ core_run(const char *config_path)
 		    log_q(strerror(errno)));
 		goto out;
 	}
-	/* Anything queued after the last prepare still gets committed. */
-	ingest_batch_commit(core.batch, core.store, core.conf,
-	    clock_now(core.clock));
+	/* Anything queued after the last commit still gets committed. */
+	commit_batch(&core);
 	httpd_run(core.httpd);
 	log_info("escalon stopped", "%s", "");
 	rc = 0;

@@ -1,6 +1,8 @@
 /* crypto: libcrypto wrappers. See crypto.h. */
 #include "crypto.h"
 
+#include "files.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -83,24 +85,6 @@ crypto_random(void *buf, size_t n)
 	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
 }
 
-static int
-mkdir_parent(const char *path)
-{
-	char *dir = strdup(path), *slash;
-	int rc = 0;
-
-	if (dir == NULL)
-		return -1;
-	slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			rc = -1;
-	}
-	free(dir);
-	return rc;
-}
-
 char *
 crypto_secret_file(const char *path, const char **error_r)
 {
@@ -129,7 +113,7 @@ crypto_secret_file(const char *path, const char **error_r)
 		*error_r = strerror(errno);
 		return NULL;
 	}
-	if (mkdir_parent(path) < 0 || crypto_random(raw, sizeof(raw)) < 0) {
+	if (files_mkdir_parent(path) < 0 || crypto_random(raw, sizeof(raw)) < 0) {
 		*error_r = "cannot create";
 		return NULL;
 	}

@@ -35,6 +35,9 @@ struct httpd {
 	int quiesced;
 };
 
+/* An oversized body is read and thrown away up to this much. */
+#define HTTPD_MAX_DRAIN (64u << 20)
+
 /* Request states, in order; each handler call asserts where it is. */
 enum req_state { REQ_BODY, REQ_SUSPENDED, REQ_ANSWERED };
 
@@ -47,6 +50,7 @@ struct http_req {
 	char *body;
 	size_t len, max;
 	int too_big;
+	size_t drained;		/* bytes of a too large body thrown away */
 	int answered_early;	/* begin() answered: skip the body */
 	unsigned status;
 	struct MHD_Response *response;
@@ -146,11 +150,21 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				const char *cl = MHD_lookup_connection_value(
 				    conn, MHD_HEADER_KIND,
 				    MHD_HTTP_HEADER_CONTENT_LENGTH);
+				const char *expect = MHD_lookup_connection_value(
+				    conn, MHD_HEADER_KIND,
+				    MHD_HTTP_HEADER_EXPECT);
+				/* A client waiting for 100-continue has sent
+				 * no body: refuse at once. Others are
+				 * already sending it: drain, then answer,
+				 * or they see a reset instead of the 413. */
 				if (cl != NULL &&
 				    strtoull(cl, NULL, 10) > req->max) {
-					http_respond_error(req, 413,
-					    "body too large");
-					req->answered_early = 1;
+					req->too_big = 1;
+					if (expect != NULL) {
+						http_respond_error(req, 413,
+						    "body too large");
+						req->answered_early = 1;
+					}
 				}
 			}
 		}
@@ -171,11 +185,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			req->len += *upload_size;
 			req->body[req->len] = '\0';
 		} else {
-			/* Chunked body past the limit: drain, then 413. */
+			/* Past the limit: drain, then 413; past the drain
+			 * limit too, hang up. */
 			req->too_big = 1;
 			free(req->body);
 			req->body = NULL;
 			req->len = 0;
+			req->drained += *upload_size;
+			if (req->drained > HTTPD_MAX_DRAIN)
+				return MHD_NO;
 		}
 		*upload_size = 0;
 		return MHD_YES;

@@ -30,7 +30,11 @@ int loop_fd_add(struct loop *l, int fd, unsigned events, loop_fd_cb *cb,
 int loop_fd_set_events(struct loop *l, int fd, unsigned events);
 void loop_fd_del(struct loop *l, int fd);
 
-/* A timer fires once, after ms milliseconds (monotonic). */
+/*
+ * A timer fires once, after ms milliseconds (monotonic); its handle is dead
+ * once its callback has started: clear your copy there, and cancel only a
+ * timer that has not fired.
+ */
 struct loop_timer *loop_timer_add(struct loop *l, int64_t ms,
     loop_timer_cb *cb, void *arg);
 void loop_timer_cancel(struct loop *l, struct loop_timer **tp);

@@ -11,6 +11,8 @@
  */
 #include "store.h"
 
+#include "files.h"
+
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -202,9 +204,12 @@ static const char *const sql[S_COUNT] = {
 	    "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR "
 	    "t.queue = ?2) AND (?3 = 0 OR t.level >= 2) ORDER BY t.id "
 	    "LIMIT ?4",
+	/* A key names the newest ticket that used it: a follow-up that
+	 * opened a new ticket takes the thread with it. */
 	[S_THREAD_ADD] =
-	    "INSERT OR IGNORE INTO thread_keys (scope, key, ticket_id) "
-	    "VALUES (?, ?, ?)",
+	    "INSERT INTO thread_keys (scope, key, ticket_id) VALUES (?, ?, ?) "
+	    "ON CONFLICT (scope, key) DO UPDATE SET "
+	    "ticket_id = excluded.ticket_id",
 	[S_THREAD_FIND] =
 	    "SELECT ticket_id FROM thread_keys WHERE scope = ? AND key = ?",
 	[S_MESSAGE_INSERT] =
@@ -414,24 +419,6 @@ store_schema_version(struct store *st)
 	return v;
 }
 
-static int
-mkdir_for(const char *path)
-{
-	char *dir = strdup(path), *slash;
-	int rc = 0;
-
-	if (dir == NULL)
-		return -1;
-	slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			rc = -1;
-	}
-	free(dir);
-	return rc;
-}
-
 struct store *
 store_open(const char *path, unsigned flags, char **error_r)
 {
@@ -445,7 +432,7 @@ store_open(const char *path, unsigned flags, char **error_r)
 		*error_r = strdup("store: out of memory");
 		return NULL;
 	}
-	if (!ro && mkdir_for(path) < 0) {
+	if (!ro && files_mkdir_parent(path) < 0) {
 		if (asprintf(error_r, "store %s: cannot create its folder: %s",
 		    path, strerror(errno)) < 0)
 			*error_r = NULL;
@@ -476,7 +463,13 @@ store_open(const char *path, unsigned flags, char **error_r)
 		int v = store_schema_version(st);
 		if (v < 0)
 			goto fail;
-		if (v != N_MIGRATIONS) {
+		if (v > N_MIGRATIONS) {
+			snprintf(st->error, sizeof(st->error),
+			    "store schema version %d is newer than this "
+			    "escalon (%d)", v, N_MIGRATIONS);
+			goto fail;
+		}
+		if (v < N_MIGRATIONS) {
 			snprintf(st->error, sizeof(st->error),
 			    "store schema version %d, this escalon needs %d "
 			    "(run the gateway once to migrate)", v,
