@@ -424,7 +424,7 @@ cli_act(const struct conf *c, int argc, char **argv)
 			    a.verb);
 		a.text = text;
 	}
-	req = json_pack("{s:s, s:I, s:s?, s:s?, s:s?}", "act", a.verb,
+	req = json_pack("{s:s, s:I, s:s*, s:s*, s:s*}", "act", a.verb,
 	    "ticket", (json_int_t)a.ticket_id, "as", a.agent, "user", a.user,
 	    "text", a.text);
 	rc = control_call(c->control_socket, req, &ans, &error);

@@ -173,9 +173,12 @@ on_control(json_t *req, void *arg)
 	struct act_result r;
 	json_int_t ticket = 0;
 
-	if (json_unpack(req, "{s:s, s:I, s?s, s?s, s?s}", "act", &a.verb,
-	    "ticket", &ticket, "as", &a.agent, "user", &a.user, "text",
-	    &a.text) < 0 || !acts_known(a.verb))
+	/* Optional strings may be absent or null. */
+	a.agent = json_string_value(json_object_get(req, "as"));
+	a.user = json_string_value(json_object_get(req, "user"));
+	a.text = json_string_value(json_object_get(req, "text"));
+	if (json_unpack(req, "{s:s, s:I}", "act", &a.verb, "ticket",
+	    &ticket) < 0 || !acts_known(a.verb))
 		return json_pack("{s:i, s:s}", "code", ACT_BAD_INPUT,
 		    "message", "not a control request this gateway knows");
 	a.ticket_id = ticket;
@@ -306,7 +309,6 @@ core_run(const char *config_path)
 	core.conf = conf_load(config_path, &error);
 	if (core.conf == NULL) {
 		fprintf(stderr, "%s\n", error);
-		free(error);
 		rc = 1;
 		goto out;
 	}

@@ -1,0 +1,330 @@
+"""
+End-to-end harness: the real escalon binary, a private config in a temp
+folder, HTTP and the command line as a user would use them.
+
+The binary is $ESCALON_BIN, else <repo>/escalon (`make` builds it). Each test
+gets its own folder, free loopback port and store. Every gateway a test starts
+is stopped at teardown; when a test fails, the gateway's stderr (its logfmt
+log) is attached to the report. A sanitizer report in the gateway's or a CLI
+command's stderr fails the test.
+"""
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("ESCALON_BIN") or str(REPO / "escalon")
+SECRET = "s3cret"
+CLI_TIMEOUT = 60
+START_TIMEOUT = 10
+
+RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+SANITIZER = re.compile(r"ERROR: (Address|Leak|Thread|Memory)Sanitizer|"
+                       r": runtime error: ")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sign(body, secret=SECRET):
+    if isinstance(secret, str):
+        secret = secret.encode()
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def webhook_msg(mid, subject="Invoice is wrong", body="I was charged twice.",
+                customer="cust-42", name="Erika Mustermann", **extra):
+    """A valid webhook payload; extra keys (thread, severity ...) are added."""
+    msg = {"id": mid,
+           "customer": {"id": customer, "name": name,
+                        "email": "erika@example.test"},
+           "subject": subject, "body": body}
+    msg.update(extra)
+    return msg
+
+
+def config_text(port, webhooks=None, top="", extra="",
+                templates=None):
+    """The minimal test config. webhooks: {name: queue}; top: extra
+    top-level lines placed before the sections; extra: sections appended at
+    the end (so their line numbers are easy to know)."""
+    if webhooks is None:
+        webhooks = {"shop": "billing"}
+    if templates is None:
+        templates = str(REPO / "templates")
+    hooks = "\n".join(
+        "webhook \"%s\" { secret = '%s'  queue = \"%s\" }" % (n, SECRET, q)
+        for n, q in webhooks.items())
+    return f"""\
+# escalon e2e test config
+store = "var/escalon.db"
+listen = "127.0.0.1:{port}"
+base_url = "http://127.0.0.1:{port}"
+secret_file = "var/secret"
+api_token_file = "var/api-token"
+control_socket = "var/escalon.sock"
+templates = "{templates}"
+{top}
+{hooks}
+
+agent "alice" {{ email = "alice@example.test"  name = "Alice" }}
+agent "bob"   {{ email = "bob@example.test"    name = "Bob" }}
+team "tier1" {{ agents = {{"alice", "bob"}} }}
+
+calendar "always" {{ timezone = "UTC"  hours = {{"mon-sun 00:00-24:00"}} }}
+sla "standard" {{ calendar = "always"  first_response = "4h"
+                 next_update = "8h"  resolution = "3d" }}
+ladder "default" {{
+  level 1 {{ team = "tier1" }}
+}}
+queue "general" {{ team = "tier1"  sla = "standard"  ladder = "default" }}
+queue "billing" {{ team = "tier1"  sla = "standard"  ladder = "default" }}
+{extra}"""
+
+
+class Response:
+    def __init__(self, status, raw, headers):
+        self.status = status
+        self.raw = raw
+        self.headers = headers
+        try:
+            self.json = json.loads(raw.decode()) if raw else None
+        except (ValueError, UnicodeDecodeError):
+            self.json = None
+
+    def __repr__(self):
+        return "<HTTP %d %r>" % (self.status, self.raw[:300])
+
+
+def http_post(port, path, body, headers, conn=None, timeout=15):
+    """POST body; tolerate a server that answers (413) and closes before
+    reading the whole body. With conn (keep-alive), reuse it."""
+    own = conn is None
+    if own:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers)
+        try:
+            conn.request("POST", path, body=body, headers=hdrs)
+        except (BrokenPipeError, ConnectionResetError):
+            pass    # the answer may already be waiting for us
+        r = conn.getresponse()
+        return Response(r.status, r.read(), dict(r.getheaders()))
+    finally:
+        if own:
+            conn.close()
+
+
+def check_sanitizer(text, what):
+    m = SANITIZER.search(text or "")
+    if m:
+        raise AssertionError("sanitizer report in %s:\n%s" % (what, text))
+
+
+class Gateway:
+    """One escalon installation in a temp folder: config, store, process."""
+
+    def __init__(self, root, port=None, **cfg):
+        self.dir = Path(root)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = self.dir / "escalon.conf"
+        self.log = self.dir / "gateway.stderr"
+        self.proc = None
+        self.runs = 0
+        self.write_config(config_text(self.port, **cfg))
+
+    # -- config --
+    def write_config(self, text):
+        self.conf.write_text(text)
+
+    def config(self, **cfg):
+        """The default config text for this gateway's port, with changes."""
+        return config_text(self.port, **cfg)
+
+    # -- process --
+    def start(self, timeout=START_TIMEOUT):
+        assert self.proc is None or self.proc.poll() is not None, \
+            "gateway already running"
+        self.runs += 1
+        with open(self.log, "ab") as f:
+            f.write(b"--- start %d ---\n" % self.runs)
+            self.proc = subprocess.Popen(
+                [BIN, "-c", str(self.conf), "run"], stdin=subprocess.DEVNULL,
+                stdout=f, stderr=f, cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise AssertionError(
+                    "escalon run exited with %d before listening on %d:\n%s"
+                    % (rc, self.port, self.stderr()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=0.5).close()
+                return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    "escalon run not listening on %d after %ds:\n%s"
+                    % (self.port, timeout, self.stderr()))
+            time.sleep(0.05)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15):
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(
+                    "escalon did not exit within %ds of SIGTERM:\n%s"
+                    % (timeout, self.stderr()))
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def hup(self):
+        assert self.running(), "gateway not running:\n" + self.stderr()
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stderr(self):
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, pattern, timeout=10, since=0):
+        """Wait for a log line matching the regex; returns the line."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.stderr()[since:].splitlines():
+                if rx.search(line):
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError("no log line matching %r within %ds:\n%s"
+                                     % (pattern, timeout, self.stderr()))
+            time.sleep(0.1)
+
+    # -- HTTP --
+    def post(self, hook, obj, secret=SECRET, headers=None, conn=None):
+        """POST a webhook. obj: a dict (sent as JSON) or raw bytes. secret:
+        signs the body; None sends no signature. headers override."""
+        body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+        hdrs = {}
+        if secret is not None:
+            hdrs["X-Escalon-Signature"] = sign(body, secret)
+        hdrs.update(headers or {})
+        return http_post(self.port, "/hooks/" + hook, body, hdrs, conn=conn)
+
+    # -- command line --
+    def cli(self, *args, input=None, env=None, conf=True):
+        argv = [BIN] + (["-c", str(self.conf)] if conf else []) + \
+            [str(a) for a in args]
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.run(argv, input=input, capture_output=True, text=True,
+                           timeout=CLI_TIMEOUT, cwd=self.dir, env=e)
+        check_sanitizer(p.stderr, "escalon %s" % " ".join(argv[1:]))
+        return p
+
+    def ok(self, *args, **kw):
+        """Run a command that must succeed; returns its CompletedProcess."""
+        p = self.cli(*args, **kw)
+        assert p.returncode == 0, \
+            "escalon %s exited %d\nstdout: %s\nstderr: %s" % (
+                " ".join(map(str, args)), p.returncode, p.stdout, p.stderr)
+        return p
+
+    def json(self, *args, **kw):
+        p = self.ok(*args, **kw)
+        try:
+            return json.loads(p.stdout)
+        except ValueError as e:
+            raise AssertionError("escalon %s --json printed no JSON (%s):\n%s"
+                                 % (" ".join(map(str, args)), e, p.stdout))
+
+    def show(self, tid):
+        return self.json("show", tid, "--json")
+
+    def tickets(self, *args):
+        return self.json("tickets", *args, "--json")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for g in getattr(item, "_escalon_gateways", []):
+            rep.sections.append(("escalon stderr (%s)" % g.dir,
+                                 g.stderr()[-30000:]))
+
+
+@pytest.fixture(scope="session")
+def escalon_bin():
+    if not os.access(BIN, os.X_OK):
+        pytest.fail("no escalon binary at %s: run `make` (or set ESCALON_BIN)"
+                    % BIN)
+    return BIN
+
+
+@pytest.fixture
+def make_gateway(tmp_path, request, escalon_bin):
+    """Factory: make_gateway(name="gw", **config changes) -> Gateway (not
+    started). All of them are stopped at teardown."""
+    made = []
+    request.node._escalon_gateways = made
+
+    def make(name="gw", **cfg):
+        g = Gateway(tmp_path / name, **cfg)
+        made.append(g)
+        return g
+
+    yield make
+    for g in made:
+        if g.running():
+            try:
+                g.stop()
+            except AssertionError:
+                pass
+    for g in made:
+        check_sanitizer(g.stderr(), "escalon run (%s)" % g.dir)
+
+
+@pytest.fixture
+def gw(make_gateway):
+    """A running gateway on the default test config."""
+    return make_gateway().start()
+
+
+@pytest.fixture
+def idle(make_gateway):
+    """The default test config, gateway not started."""
+    return make_gateway()
