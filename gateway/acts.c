@@ -35,18 +35,6 @@ result(struct act_result *r, int code, const char *fmt, ...)
 }
 
 static int
-event(struct store *st, int64_t id, int64_t at, const char *type,
-    const char *actor, json_t *detail)
-{
-	char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
-	int rc = store_event_add(st, id, at, type, actor, text);
-
-	free(text);
-	json_decref(detail);
-	return rc;
-}
-
-static int
 set_state(struct store *st, struct ticket *t, int64_t now,
     enum ticket_state to, const char *actor)
 {
@@ -55,7 +43,7 @@ set_state(struct store *st, struct ticket *t, int64_t now,
 	if (from == to)
 		return 0;
 	t->state = to;
-	return event(st, t->id, now, "state_changed", actor,
+	return store_event_add(st, t->id, now, "state_changed", actor,
 	    json_pack("{s:s, s:s}", "from", ticket_state_name(from), "to",
 	    ticket_state_name(to)));
 }
@@ -102,7 +90,7 @@ do_reply(struct store *st, const struct conf *c, int64_t now,
 	if (t->first_response_at == 0)
 		t->first_response_at = now;
 	if (add_message(st, t, now, "out", author, a->text) < 0 ||
-	    event(st, t->id, now, "replied", author,
+	    store_event_add(st, t->id, now, "replied", author,
 	    json_pack("{s:s}", "author", author)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: reply recorded", (long long)t->id);
@@ -120,7 +108,7 @@ do_note(struct store *st, const struct conf *c, int64_t now,
 	    author) < 0)
 		return -1;
 	if (add_message(st, t, now, "note", author, a->text) < 0 ||
-	    event(st, t->id, now, "note", author,
+	    store_event_add(st, t->id, now, "note", author,
 	    json_pack("{s:s}", "author", author)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: note added", (long long)t->id);
@@ -132,7 +120,7 @@ root_cause(struct store *st, struct ticket *t, int64_t now,
 {
 	free(t->root_cause);
 	t->root_cause = strdup(cause);
-	return event(st, t->id, now, "root_cause", author,
+	return store_event_add(st, t->id, now, "root_cause", author,
 	    json_pack("{s:s}", "cause", cause));
 }
 
@@ -187,7 +175,7 @@ do_severity(struct store *st, const struct conf *c, int64_t now,
 	if (strcmp(t->severity, a->text) == 0)
 		return result(r, ACT_OK, "ESC-%lld: severity is already %s",
 		    (long long)t->id, a->text);
-	if (event(st, t->id, now, "severity_changed", author,
+	if (store_event_add(st, t->id, now, "severity_changed", author,
 	    json_pack("{s:s, s:s}", "from", t->severity, "to", a->text)) < 0)
 		return -1;
 	free(t->severity);
@@ -218,7 +206,7 @@ do_assign(struct store *st, const struct conf *c, int64_t now,
 	if (ag == NULL)
 		return result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
 		    "configured", a->text ? a->text : "");
-	if (event(st, t->id, now, "assigned", author,
+	if (store_event_add(st, t->id, now, "assigned", author,
 	    json_pack("{s:s?, s:s}", "from", t->assignee, "to", ag->name)) < 0)
 		return -1;
 	free(t->assignee);

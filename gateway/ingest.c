@@ -25,22 +25,10 @@
 #define MAIL_SCOPE "mail"
 
 static int
-event_json(struct store *st, int64_t ticket_id, int64_t at, const char *type,
-    const char *actor, json_t *detail)
-{
-	char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
-	int rc = store_event_add(st, ticket_id, at, type, actor, text);
-
-	free(text);
-	json_decref(detail);
-	return rc;
-}
-
-static int
 state_event(struct store *st, int64_t id, int64_t at, enum ticket_state from,
     enum ticket_state to, const char *why)
 {
-	return event_json(st, id, at, "state_changed", "customer",
+	return store_event_add(st, id, at, "state_changed", "customer",
 	    json_pack("{s:s, s:s, s:s}", "from", ticket_state_name(from), "to",
 	    ticket_state_name(to), "why", why));
 }
@@ -157,7 +145,7 @@ new_ticket(struct store *st, const struct conf *c, int64_t now,
 	    m->source, "queue", t.queue);
 	if (linked_to > 0)
 		json_object_set_new(detail, "follows", json_integer(linked_to));
-	if (event_json(st, t.id, now, "created", "customer", detail) < 0 ||
+	if (store_event_add(st, t.id, now, "created", "customer", detail) < 0 ||
 	    add_thread_keys(st, m, t.id) < 0)
 		return -1;
 	r->ticket_id = t.id;
@@ -183,7 +171,7 @@ follow_up(struct store *st, const struct conf *c, int64_t now,
 		t->resolved_at = 0;
 		if (state_event(st, t->id, now, was, t->state,
 		    "customer wrote") < 0 ||
-		    event_json(st, t->id, now, "reopened", "customer",
+		    store_event_add(st, t->id, now, "reopened", "customer",
 		    NULL) < 0)
 			return -1;
 	} else if (was == TICKET_PENDING) {
@@ -229,7 +217,7 @@ ingest_message(struct store *st, const struct conf *c, int64_t now,
 			if (store_customer_identify(st, t.channel,
 			    m->from_scope, m->from_address, m->from_name,
 			    m->from_email, now, &cust) < 0 ||
-			    event_json(st, id, now, "customer_replied",
+			    store_event_add(st, id, now, "customer_replied",
 			    "customer", json_pack("{s:s}", "channel",
 			    channel_name(m->channel))) < 0 ||
 			    add_thread_keys(st, m, id) < 0)

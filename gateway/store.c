@@ -14,6 +14,7 @@
 #include "files.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -849,18 +850,24 @@ store_message_list(struct store *st, int64_t ticket_id, store_message_cb *cb,
 
 int
 store_event_add(struct store *st, int64_t ticket_id, int64_t at,
-    const char *type, const char *actor, const char *detail)
+    const char *type, const char *actor, json_t *detail)
 {
 	sqlite3_stmt *s = stmt(st, S_EVENT_ADD);
+	char *text = detail != NULL ? json_dumps(detail, JSON_COMPACT) : NULL;
+	int rc = -1;
 
+	json_decref(detail);
 	if (s == NULL)
-		return -1;
+		goto out;
 	sqlite3_bind_int64(s, 1, ticket_id);
 	bind_text(s, 2, type);
 	sqlite3_bind_int64(s, 3, at);
 	bind_text(s, 4, actor);
-	bind_text(s, 5, detail != NULL ? detail : "{}");
-	return exec_done(st, s, "add event");
+	bind_text(s, 5, text != NULL ? text : "{}");
+	rc = exec_done(st, s, "add event");
+out:
+	free(text);
+	return rc;
 }
 
 int

@@ -79,9 +79,13 @@ typedef int store_message_cb(const struct message *m, void *arg);
 int store_message_list(struct store *st, int64_t ticket_id,
     store_message_cb *cb, void *arg);
 
-/* Events: append-only. detail is a JSON object (NULL: "{}"). */
+/*
+ * Events: append-only. detail is a jansson object that the call takes over
+ * (NULL: {}), so callers can write store_event_add(..., json_pack(...)).
+ */
+struct json_t;
 int store_event_add(struct store *st, int64_t ticket_id, int64_t at,
-    const char *type, const char *actor, const char *detail);
+    const char *type, const char *actor, struct json_t *detail);
 typedef int store_event_cb(const struct event *e, void *arg);
 int store_event_list(struct store *st, int64_t ticket_id,
     store_event_cb *cb, void *arg);

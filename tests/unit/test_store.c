@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "store.h"
@@ -929,11 +930,11 @@ test_events_order(void **state)
 
 	/* Listed in the order appended, whatever their instants. */
 	assert_int_equal(store_event_add(f->st, a, NOW + 300, "created",
-	    "customer", "{\"queue\":\"general\"}"), 0);
+	    "customer", json_pack("{s:s}", "queue", "general")), 0);
 	assert_int_equal(store_event_add(f->st, b, NOW, "created", NULL,
 	    NULL), 0);
 	assert_int_equal(store_event_add(f->st, a, NOW + 100, "escalated",
-	    "escalon", "{\"from\":1,\"to\":2}"), 0);
+	    "escalon", json_pack("{s:i, s:i}", "from", 1, "to", 2)), 0);
 	assert_int_equal(store_event_add(f->st, a, NOW + 200, "note", NULL,
 	    NULL), 0);
 	assert_int_equal(store_event_add(f->st, 999, NOW, "x", NULL, NULL),
