@@ -2,8 +2,6 @@
  * test_acts: agent acts on a ticket in a real store in a temporary folder,
  * with a conf built by hand and fixed instants.
  */
-#include <ftw.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -20,6 +17,8 @@
 #include "log.h"
 #include "store.h"
 #include "ticket.h"
+
+#include "testutil.h"
 
 #define NOW INT64_C(1796117400)	/* 2026-12-01T09:30:00Z */
 
@@ -55,49 +54,17 @@ static struct conf conf = {
 
 /* ---- fixture: a store with one new webhook ticket ---------------------- */
 
-struct fx {
-	char *dir;
-	struct store *st;
-	int64_t id;
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int
 setup(void **state)
 {
-	const char *base = getenv("TMPDIR");
-	struct fx *f = calloc(1, sizeof(*f));
-	char tmpl[PATH_MAX], path[PATH_MAX], *err = NULL;
+	struct fx *f;
 
-	if (f == NULL)
+	if (fx_setup_store(state, "escalon-test-acts") < 0)
 		return -1;
-	snprintf(tmpl, sizeof(tmpl), "%s/escalon-test-acts-XXXXXX",
-	    base != NULL && base[0] != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpl) == NULL || (f->dir = strdup(tmpl)) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/escalon.db", f->dir);
-	if ((f->st = store_open(path, 0, &err)) == NULL) {
-		fprintf(stderr, "store_open: %s\n", err);
-		free(err);
-		return -1;
-	}
+	f = *state;
 
-	struct ticket t = {
-		.state = TICKET_NEW, .severity = "normal", .queue = "general",
-		.team = "tier1", .sla = "standard", .ladder = "default",
-		.level = 1, .channel = "webhook", .source = "webhook:shop",
-		.customer_scope = "webhook:shop", .customer_address = "cust-1",
-		.subject = "Refund", .created_at = NOW, .updated_at = NOW,
-		.last_customer_at = NOW,
-	};
+	struct ticket t = fx_ticket("cust-1", "Refund", NOW);
+	t.last_customer_at = NOW;
 	if (store_customer_identify(f->st, "webhook", "webhook:shop", "cust-1",
 	    "Ada", NULL, NOW, &t.customer_id) < 0 ||
 	    store_ticket_insert(f->st, &t) < 0 ||
@@ -105,19 +72,6 @@ setup(void **state)
 	    NULL) < 0)
 		return -1;
 	f->id = t.id;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-
-	store_close(&f->st);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f->dir);
-	free(f);
 	return 0;
 }
 
@@ -618,7 +572,7 @@ test_every_act_recorded(void **state)
 	}
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fx_teardown)
 
 int
 main(void)

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,43 +19,15 @@
 
 #include "crypto.h"
 
+#include "testutil.h"
+
 /* ---- temp dirs --------------------------------------------------------- */
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static char *
-tmpdir_new(void)
-{
-	const char *base = getenv("TMPDIR");
-	char tmpl[PATH_MAX];
-
-	snprintf(tmpl, sizeof(tmpl), "%s/escalon-test-crypto-XXXXXX",
-	    base != NULL && base[0] != '\0' ? base : "/tmp");
-	assert_non_null(mkdtemp(tmpl));
-	return strdup(tmpl);
-}
-
-static void
-tmpdir_free(char **dirp)
-{
-	if (*dirp == NULL)
-		return;
-	nftw(*dirp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(*dirp);
-	*dirp = NULL;
-}
 
 static int
 setup_dir(void **state)
 {
-	*state = tmpdir_new();
+	*state = tmpdir_new("escalon-test-crypto");
+	assert_non_null(*state);
 	return 0;
 }
 

@@ -2,8 +2,6 @@
  * test_ingest: inbound messages -> tickets, on a real store in a temporary
  * folder, with a conf built by hand and fixed instants.
  */
-#include <ftw.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -22,6 +19,8 @@
 #include "log.h"
 #include "store.h"
 #include "ticket.h"
+
+#include "testutil.h"
 
 #define NOW INT64_C(1796117400)	/* 2026-12-01T09:30:00Z */
 #define DAY INT64_C(86400)
@@ -75,55 +74,10 @@ static struct conf conf = {
 
 /* ---- fixture ----------------------------------------------------------- */
 
-struct fx {
-	char *dir;
-	char path[PATH_MAX];
-	struct store *st;
-};
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int
 setup(void **state)
 {
-	const char *base = getenv("TMPDIR");
-	struct fx *f = calloc(1, sizeof(*f));
-	char tmpl[PATH_MAX], *err = NULL;
-
-	if (f == NULL)
-		return -1;
-	snprintf(tmpl, sizeof(tmpl), "%s/escalon-test-ingest-XXXXXX",
-	    base != NULL && base[0] != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpl) == NULL || (f->dir = strdup(tmpl)) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/escalon.db", f->dir);
-	f->st = store_open(f->path, 0, &err);
-	if (f->st == NULL) {
-		fprintf(stderr, "store_open: %s\n", err);
-		free(err);
-		return -1;
-	}
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-
-	store_close(&f->st);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f->dir);
-	free(f);
-	return 0;
+	return fx_setup_store(state, "escalon-test-ingest");
 }
 
 /* ---- messages ---------------------------------------------------------- */
@@ -1011,7 +965,7 @@ test_batch_free_uncommitted(void **state)
 	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 0);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, fx_teardown)
 
 int
 main(void)

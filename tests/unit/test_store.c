@@ -5,7 +5,6 @@
  * store's interface hides: user_version, triggers, raw counts.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,47 +23,11 @@
 #include "store.h"
 #include "ticket.h"
 
+#include "testutil.h"
+
 #define NOW INT64_C(1796117400)	/* 2026-12-01T09:30:00Z */
 
-struct fx {
-	char *dir;
-	char path[PATH_MAX];
-	struct store *st;
-};
-
-/* ---- temp dirs and fixtures -------------------------------------------- */
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static char *
-tmpdir_new(void)
-{
-	const char *base = getenv("TMPDIR");
-	char tmpl[PATH_MAX];
-
-	snprintf(tmpl, sizeof(tmpl), "%s/escalon-test-store-XXXXXX",
-	    base != NULL && base[0] != '\0' ? base : "/tmp");
-	if (mkdtemp(tmpl) == NULL)
-		return NULL;
-	return strdup(tmpl);
-}
-
-static void
-tmpdir_free(char **dirp)
-{
-	if (*dirp == NULL)
-		return;
-	nftw(*dirp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(*dirp);
-	*dirp = NULL;
-}
+/* ---- fixtures ---------------------------------------------------------- */
 
 static struct store *
 open_or_fail(const char *path, unsigned flags)
@@ -82,13 +45,7 @@ open_or_fail(const char *path, unsigned flags)
 static int
 setup_dir(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (f == NULL || (f->dir = tmpdir_new()) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/escalon.db", f->dir);
-	*state = f;
-	return 0;
+	return fx_setup_dir(state, "escalon-test-store");
 }
 
 /* A fresh folder with a new store open in it. */
@@ -101,17 +58,6 @@ setup_store(void **state)
 		return -1;
 	f = *state;
 	f->st = open_or_fail(f->path, 0);
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-
-	store_close(&f->st);
-	tmpdir_free(&f->dir);
-	free(f);
 	return 0;
 }
 
@@ -184,23 +130,11 @@ static int64_t
 add_ticket(struct store *st, const char *address, enum ticket_state state,
     const char *queue, int level)
 {
-	struct ticket t = {
-		.state = state,
-		.severity = "normal",
-		.queue = (char *)queue,
-		.team = "tier1",
-		.sla = "standard",
-		.ladder = "default",
-		.level = level,
-		.channel = "webhook",
-		.source = "webhook:shop",
-		.customer_scope = "webhook:shop",
-		.customer_address = (char *)address,
-		.subject = "subject",
-		.created_at = NOW,
-		.updated_at = NOW,
-	};
+	struct ticket t = fx_ticket(address, "subject", NOW);
 
+	t.state = state;
+	t.queue = (char *)queue;
+	t.level = level;
 	t.customer_id = customer(st, "webhook:shop", address, NULL);
 	if (store_ticket_insert(st, &t) < 0)
 		fail_msg("ticket insert: %s", store_error(st));
@@ -1134,8 +1068,8 @@ test_rollback(void **state)
 	assert_int_equal(has_checkpoint(f->st, "c"), 1);
 }
 
-#define D(f) cmocka_unit_test_setup_teardown(f, setup_dir, teardown)
-#define S(f) cmocka_unit_test_setup_teardown(f, setup_store, teardown)
+#define D(f) cmocka_unit_test_setup_teardown(f, setup_dir, fx_teardown)
+#define S(f) cmocka_unit_test_setup_teardown(f, setup_store, fx_teardown)
 
 int
 main(void)
