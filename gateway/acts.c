@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "outbound.h"
 
 typedef int act_fn(struct store *st, const struct conf *c, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
@@ -78,7 +79,6 @@ do_reply(struct store *st, const struct conf *c, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
-	(void)c;
 	if (need_text(a, r, "the reply") < 0)
 		return -1;
 	if (t->state == TICKET_CLOSED)
@@ -91,7 +91,9 @@ do_reply(struct store *st, const struct conf *c, int64_t now,
 		t->first_response_at = now;
 	if (add_message(st, t, now, "out", author, a->text) < 0 ||
 	    store_event_add(st, t->id, now, "replied", author,
-	    json_pack("{s:s}", "author", author)) < 0)
+	    json_pack("{s:s}", "author", author)) < 0 ||
+	    outbound_reply(st, c, now, t, a->text, r->message,
+	    sizeof(r->message)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: reply recorded", (long long)t->id);
 }
@@ -129,7 +131,6 @@ do_resolve(struct store *st, const struct conf *c, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
-	(void)c;
 	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
 		return result(r, ACT_BAD_INPUT, "ESC-%lld is already %s",
 		    (long long)t->id, ticket_state_name(t->state));
@@ -137,7 +138,10 @@ do_resolve(struct store *st, const struct conf *c, int64_t now,
 	    root_cause(st, t, now, author, a->text) < 0)
 		return -1;
 	t->resolved_at = now;
-	if (set_state(st, t, now, TICKET_RESOLVED, author) < 0)
+	if (set_state(st, t, now, TICKET_RESOLVED, author) < 0 ||
+	    outbound_notify(st, c, now, t, "ticket.resolved",
+	    json_pack("{s:s?, s:s}", "cause", t->root_cause, "by", author),
+	    r->message, sizeof(r->message)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: resolved", (long long)t->id);
 }

@@ -33,7 +33,10 @@ struct act_result {
 /* 1 if verb names an act. */
 int acts_known(const char *verb);
 
-/* Runs the act in its own transaction. Returns r->code. */
+/*
+ * Runs the act in its own transaction, with the messages it causes queued
+ * in the outbox. Returns r->code.
+ */
 int acts_run(struct store *st, const struct conf *c, int64_t now,
     const struct act *a, struct act_result *r);
 

@@ -18,6 +18,7 @@
 #include "acts.h"
 #include "clock.h"
 #include "control.h"
+#include "outbox.h"
 #include "store.h"
 
 #define CLI_MAX_TEXT (8u << 20)
@@ -460,5 +461,134 @@ out:
 	free(text);
 	json_decref(req);
 	json_decref(ans);
+	return rc;
+}
+
+struct outbox_ctx {
+	json_t *array;
+	int rows;
+};
+
+static int
+outbox_row(const struct outbox_row *r, void *arg)
+{
+	struct outbox_ctx *ctx = arg;
+	char next[CLOCK_RFC3339_LEN];
+
+	if (ctx->array != NULL) {
+		json_array_append_new(ctx->array, json_pack("{s:I, s:o, s:s?,"
+		    " s:s, s:s, s:s, s:s, s:i, s:o, s:s?, s:o, s:o}",
+		    "id", (json_int_t)r->id, "ticket", r->ticket_id > 0 ?
+		    json_integer(r->ticket_id) : json_null(), "template",
+		    r->template, "channel", r->channel, "recipient",
+		    r->recipient, "identity", r->identity, "state",
+		    outbox_state_name(r->state), "attempts", r->attempts,
+		    "next_attempt_at", time_json(r->next_attempt_at),
+		    "last_error", r->last_error, "created_at",
+		    time_json(r->created_at), "sent_at",
+		    time_json(r->sent_at)));
+		return 0;
+	}
+	if (ctx->rows++ == 0)
+		printf("%-6s %-8s %-8s %-9s %-4s %-20s %-30s %s\n", "ID", "STATE",
+		    "TICKET", "TEMPLATE", "TRY", "NEXT", "RECIPIENT",
+		    "LAST ERROR");
+	char ticket[32] = "-";
+	if (r->ticket_id > 0)
+		snprintf(ticket, sizeof(ticket), "ESC-%lld",
+		    (long long)r->ticket_id);
+	printf("%-6lld %-8s %-8s %-9s %-4d %-20s %-30.30s %s\n",
+	    (long long)r->id, outbox_state_name(r->state), ticket,
+	    r->template ? r->template : "-", r->attempts,
+	    clock_format(r->next_attempt_at, next), r->recipient,
+	    r->last_error ? r->last_error : "");
+	return 0;
+}
+
+static int
+outbox_retry_cli(const struct conf *c, int64_t id)
+{
+	json_t *req = json_pack("{s:s, s:I}", "act", "outbox_retry", "id",
+	    (json_int_t)id), *ans = NULL;
+	char *error = NULL, msg[200];
+	int rc = control_call(c->control_socket, req, &ans, &error);
+
+	json_decref(req);
+	if (rc < 0) {
+		fprintf(stderr, "escalon: %s\n", error);
+		free(error);
+		return 2;
+	}
+	if (rc == 0) {
+		json_int_t code = 2;
+		const char *m = "no answer";
+		json_unpack(ans, "{s:I, s:s}", "code", &code, "message", &m);
+		snprintf(msg, sizeof(msg), "%s", m);
+		rc = (int)code;
+		json_decref(ans);
+	} else {
+		/* No gateway running: requeue in the store; it goes out at
+		 * the next start. */
+		struct store *st = store_open(c->store, 0, &error);
+		if (st == NULL) {
+			fprintf(stderr, "escalon: %s\n", error);
+			free(error);
+			return 2;
+		}
+		rc = outbox_requeue(st, clock_now(&clock_system), id, msg,
+		    sizeof(msg));
+		store_close(&st);
+	}
+	fprintf(rc == 0 ? stdout : stderr, "%s%s\n", rc == 0 ? "" :
+	    "escalon: ", msg);
+	return rc;
+}
+
+int
+cli_outbox(const struct conf *c, int argc, char **argv)
+{
+	struct outbox_ctx ctx = { 0 };
+	struct store *st;
+	int json = 0, dead = 0, rc = 0;
+	long long retry = 0;
+
+	for (int i = 1; i < argc; i++) {
+		char *end;
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--dead") == 0) {
+			dead = 1;
+		} else if (strcmp(argv[i], "--retry") == 0 && i + 1 < argc) {
+			retry = strtoll(argv[++i], &end, 10);
+			if (*end != '\0' || retry <= 0)
+				return usage_error("--retry \"%s\": not an "
+				    "outbox id", argv[i]);
+		} else {
+			return usage_error("outbox: unknown argument \"%s\"",
+			    argv[i]);
+		}
+	}
+	if (retry > 0)
+		return outbox_retry_cli(c, retry);
+	if (json)
+		ctx.array = json_array();
+	int opened = open_reader(c, &st);
+	if (opened < 0) {
+		json_decref(ctx.array);
+		return 2;
+	}
+	if (opened && store_outbox_list(st, dead, outbox_row, &ctx) < 0) {
+		fprintf(stderr, "escalon: %s\n", store_error(st));
+		rc = 2;
+	}
+	if (rc == 0 && json) {
+		json_dumpf(ctx.array, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (rc == 0 && ctx.rows == 0) {
+		printf(dead ? "no dead letters\n" :
+		    "nothing waiting to be sent\n");
+	}
+	json_decref(ctx.array);
+	store_close(&st);
 	return rc;
 }

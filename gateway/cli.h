@@ -10,6 +10,8 @@
 
 int cli_tickets(const struct conf *c, int argc, char **argv);
 int cli_show(const struct conf *c, int argc, char **argv);
+/* outbox [--dead] [--retry ID] [--json] */
+int cli_outbox(const struct conf *c, int argc, char **argv);
 /* argv[0] is the act's verb. */
 int cli_act(const struct conf *c, int argc, char **argv);
 

@@ -30,7 +30,10 @@
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
+#include "outbox.h"
+#include "sender.h"
 #include "store.h"
+#include "tmplset.h"
 #include "webhook.h"
 
 #define CORE_CONNECTION_LIMIT 1024
@@ -40,11 +43,13 @@
 struct core {
 	char *config_path;
 	struct conf *conf;
+	struct tmplset *templates;	/* loaded with conf, swapped with it */
 	const struct clock *clock;
 	struct loop *loop;
 	struct store *store;
 	struct httpd *httpd;
 	struct control *control;
+	struct sender *sender;
 	struct ingest_batch *batch;
 	int sigfd;
 	int stopping;
@@ -58,9 +63,11 @@ struct core {
 static void
 commit_batch(struct core *core)
 {
-	if (ingest_batch_len(core->batch) > 0)
-		ingest_batch_commit(core->batch, core->store, core->conf,
-		    clock_now(core->clock));
+	if (ingest_batch_len(core->batch) == 0)
+		return;
+	ingest_batch_commit(core->batch, core->store, core->conf,
+	    core->templates, clock_now(core->clock));
+	sender_kick(core->sender);
 }
 
 static void
@@ -166,24 +173,48 @@ static const struct http_route routes[] = {
 /* --- control socket: CLI acts ------------------------------------------ */
 
 static json_t *
+answer(int code, const char *message)
+{
+	return json_pack("{s:i, s:s}", "code", code, "message", message);
+}
+
+/* `escalon outbox --retry ID`: a dead (or waiting) row goes out now. */
+static json_t *
+outbox_retry(struct core *core, json_t *req)
+{
+	char msg[200];
+	int code = outbox_requeue(core->store, clock_now(core->clock),
+	    json_integer_value(json_object_get(req, "id")), msg, sizeof(msg));
+
+	if (code == 0)
+		sender_kick(core->sender);
+	return answer(code, msg);
+}
+
+static json_t *
 on_control(json_t *req, void *arg)
 {
 	struct core *core = arg;
 	struct act a = { 0 };
 	struct act_result r;
 	json_int_t ticket = 0;
+	const char *verb = json_string_value(json_object_get(req, "act"));
 
+	if (verb != NULL && strcmp(verb, "outbox_retry") == 0)
+		return outbox_retry(core, req);
 	/* Optional strings may be absent or null. */
 	a.agent = json_string_value(json_object_get(req, "as"));
 	a.user = json_string_value(json_object_get(req, "user"));
 	a.text = json_string_value(json_object_get(req, "text"));
 	if (json_unpack(req, "{s:s, s:I}", "act", &a.verb, "ticket",
 	    &ticket) < 0 || !acts_known(a.verb))
-		return json_pack("{s:i, s:s}", "code", ACT_BAD_INPUT,
-		    "message", "not a control request this gateway knows");
+		return answer(ACT_BAD_INPUT,
+		    "not a control request this gateway knows");
 	a.ticket_id = ticket;
 	acts_run(core->store, core->conf, clock_now(core->clock), &a, &r);
-	return json_pack("{s:i, s:s}", "code", r.code, "message", r.message);
+	if (r.code == ACT_OK)
+		sender_kick(core->sender);
+	return answer(r.code, r.message);
 }
 
 /* --- the loop ---------------------------------------------------------- */
@@ -214,11 +245,14 @@ reload(struct core *core)
 {
 	char *error = NULL;
 	struct conf *next = conf_load(core->config_path, &error);
+	struct tmplset *ts = next != NULL ?
+	    tmplset_load(next->templates, &error) : NULL;
 
-	if (next == NULL) {
+	if (ts == NULL) {
 		log_error("config reload refused, keeping the running config",
 		    "error=%s", log_q(error));
 		free(error);
+		conf_free(&next);
 		return;
 	}
 	const char *fixed[][2] = {
@@ -232,10 +266,15 @@ reload(struct core *core)
 			    "control_socket change only at restart",
 			    "running=%s new=%s", log_q(fixed[i][0]),
 			    log_q(fixed[i][1]));
+	/* Queued messages (in the batch) hold copies, never conf pointers. */
+	sender_set_conf(core->sender, next);
 	conf_free(&core->conf);
+	tmplset_free(&core->templates);
 	core->conf = next;
+	core->templates = ts;
 	log_info("config reloaded", "file=%s webhooks=%zu queues=%zu",
 	    log_q(core->config_path), next->n_webhooks, next->n_queues);
+	sender_kick(core->sender);
 }
 
 static void
@@ -280,6 +319,7 @@ static void
 core_release(struct core *core)
 {
 	httpd_free(&core->httpd);
+	sender_free(&core->sender);
 	control_free(&core->control);
 	ingest_batch_free(&core->batch);
 	if (core->sigfd >= 0)
@@ -288,6 +328,7 @@ core_release(struct core *core)
 	loop_timer_cancel(core->loop, &core->commit_timer);
 	loop_free(&core->loop);
 	store_close(&core->store);
+	tmplset_free(&core->templates);
 	conf_free(&core->conf);
 	free(core->secret);
 	free(core->config_path);
@@ -308,6 +349,12 @@ core_run(const char *config_path)
 	core.config_path = strdup(config_path);
 	core.conf = conf_load(config_path, &error);
 	if (core.conf == NULL) {
+		fprintf(stderr, "%s\n", error);
+		rc = 1;
+		goto out;
+	}
+	if ((core.templates = tmplset_load(core.conf->templates,
+	    &error)) == NULL) {
 		fprintf(stderr, "%s\n", error);
 		rc = 1;
 		goto out;
@@ -341,6 +388,11 @@ core_run(const char *config_path)
 	    on_control, &core, &error)) == NULL) {
 		log_error("cannot open the control socket", "error=%s",
 		    log_q(error));
+		goto out;
+	}
+	if ((core.sender = sender_new(core.loop, core.store, core.clock,
+	    core.conf, &error)) == NULL) {
+		log_error("cannot start the sender", "error=%s", log_q(error));
 		goto out;
 	}
 	ho.listen = core.conf->listen;

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "outbound.h"
 
 #define MAIL_SCOPE "mail"
 
@@ -105,8 +106,9 @@ add_thread_keys(struct store *st, const struct inbound_msg *m, int64_t id)
 }
 
 static int
-new_ticket(struct store *st, const struct conf *c, int64_t now,
-    const struct inbound_msg *m, int64_t linked_to, struct ingest_result *r)
+new_ticket(struct store *st, const struct conf *c, const struct tmplset *ts,
+    int64_t now, const struct inbound_msg *m, int64_t linked_to,
+    struct ingest_result *r)
 {
 	const struct conf_queue *q = conf_queue(c, m->queue);
 	const char *sev = m->severity != NULL ? m->severity : "normal";
@@ -131,6 +133,7 @@ new_ticket(struct store *st, const struct conf *c, int64_t now,
 	t.customer_id = 0;
 	t.customer_scope = m->from_scope;
 	t.customer_address = m->from_address;
+	t.customer_name = m->from_name;
 	t.subject = m->subject != NULL && m->subject[0] != '\0' ?
 	    m->subject : "(no subject)";
 	t.reply_url = m->reply_url;
@@ -148,6 +151,12 @@ new_ticket(struct store *st, const struct conf *c, int64_t now,
 	if (store_event_add(st, t.id, now, "created", "customer", detail) < 0 ||
 	    add_thread_keys(st, m, t.id) < 0)
 		return -1;
+	if (outbound_ack(st, c, ts, now, &t, m->body, r->error,
+	    sizeof(r->error)) < 0 ||
+	    outbound_notify(st, c, now, &t, "ticket.created",
+	    json_pack("{s:s, s:s}", "channel", t.channel, "source", t.source),
+	    r->error, sizeof(r->error)) < 0)
+		return -1;
 	r->ticket_id = t.id;
 	r->created = 1;
 	return 0;
@@ -156,7 +165,7 @@ new_ticket(struct store *st, const struct conf *c, int64_t now,
 /* Reopen or un-pend t for a customer message; *fresh_r when too late. */
 static int
 follow_up(struct store *st, const struct conf *c, int64_t now,
-    struct ticket *t, int *fresh_r)
+    struct ticket *t, int *fresh_r, struct ingest_result *r)
 {
 	enum ticket_state was = t->state;
 
@@ -172,7 +181,9 @@ follow_up(struct store *st, const struct conf *c, int64_t now,
 		if (state_event(st, t->id, now, was, t->state,
 		    "customer wrote") < 0 ||
 		    store_event_add(st, t->id, now, "reopened", "customer",
-		    NULL) < 0)
+		    NULL) < 0 ||
+		    outbound_notify(st, c, now, t, "ticket.reopened", NULL,
+		    r->error, sizeof(r->error)) < 0)
 			return -1;
 	} else if (was == TICKET_PENDING) {
 		t->state = TICKET_OPEN;
@@ -186,8 +197,9 @@ follow_up(struct store *st, const struct conf *c, int64_t now,
 }
 
 int
-ingest_message(struct store *st, const struct conf *c, int64_t now,
-    const struct inbound_msg *m, struct ingest_result *r)
+ingest_message(struct store *st, const struct conf *c,
+    const struct tmplset *ts, int64_t now, const struct inbound_msg *m,
+    struct ingest_result *r)
 {
 	struct ticket t = { 0 };
 	int64_t id = 0;
@@ -209,7 +221,7 @@ ingest_message(struct store *st, const struct conf *c, int64_t now,
 	if (found && store_ticket_get(st, id, &t) != 1)
 		goto out;
 	if (found) {
-		if (follow_up(st, c, now, &t, &fresh) < 0)
+		if (follow_up(st, c, now, &t, &fresh, r) < 0)
 			goto out;
 		if (!fresh) {
 			int64_t cust;
@@ -224,8 +236,8 @@ ingest_message(struct store *st, const struct conf *c, int64_t now,
 				goto out;
 		}
 	}
-	if ((!found || fresh) && new_ticket(st, c, now, m, fresh ? id : 0,
-	    r) < 0)
+	if ((!found || fresh) && new_ticket(st, c, ts, now, m,
+	    fresh ? id : 0, r) < 0)
 		goto out;
 	struct message msg = {
 		.ticket_id = r->ticket_id,
@@ -329,7 +341,7 @@ fail_all(struct ingest_batch *b, const char *why)
 
 int
 ingest_batch_commit(struct ingest_batch *b, struct store *st,
-    const struct conf *c, int64_t now)
+    const struct conf *c, const struct tmplset *ts, int64_t now)
 {
 	int rc = 0;
 
@@ -341,7 +353,7 @@ ingest_batch_commit(struct ingest_batch *b, struct store *st,
 		struct item *it = &b->items[i];
 		if (store_savepoint(st) < 0)
 			goto fail;
-		if (ingest_message(st, c, now, it->msg, &it->result) < 0) {
+		if (ingest_message(st, c, ts, now, it->msg, &it->result) < 0) {
 			log_warn("message not stored", "source=%s key=%s "
 			    "error=%s", log_q(it->msg->source),
 			    log_q(it->msg->dedupe_key),

@@ -132,6 +132,10 @@ static const char *const migrations[] = {
 	"  score INTEGER CHECK (score BETWEEN 1 AND 5),"
 	"  comment TEXT,"
 	"  sent_at INTEGER NOT NULL, answered_at INTEGER);",
+	/* 2: outbound HTTP is signed at send time with the key of the
+	 * section named here (webhook:NAME, notify:NAME), so the store never
+	 * holds a secret and a rotated secret applies to what is queued. */
+	"ALTER TABLE outbox ADD COLUMN signer TEXT;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -157,8 +161,15 @@ enum stmt_id {
 	S_MESSAGE_INSERT, S_MESSAGE_FIND, S_MESSAGE_LIST,
 	S_EVENT_ADD, S_EVENT_LIST,
 	S_CHECKPOINT_GET, S_CHECKPOINT_SET,
+	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
+	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_COUNT
 };
+
+#define OUTBOX_COLUMNS \
+	"id, ticket_id, template, channel, recipient, identity, signer, " \
+	"payload, state, attempts, next_attempt_at, last_error, created_at, " \
+	"sent_at FROM outbox "
 
 static const char *const sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
@@ -231,6 +242,29 @@ static const char *const sql[S_COUNT] = {
 	    "SELECT id, ticket_id, type, at, actor, detail FROM events "
 	    "WHERE ticket_id = ? ORDER BY id",
 	[S_CHECKPOINT_GET] = "SELECT value FROM checkpoints WHERE source = ?",
+	[S_OUTBOX_INSERT] =
+	    "INSERT INTO outbox (ticket_id, template, channel, recipient, "
+	    "identity, signer, payload, state, attempts, next_attempt_at, "
+	    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)",
+	[S_OUTBOX_DUE] = "SELECT " OUTBOX_COLUMNS
+	    "WHERE state IN ('queued','retry') AND next_attempt_at <= ? "
+	    "ORDER BY next_attempt_at, id LIMIT ?",
+	[S_OUTBOX_NEXT_DUE] =
+	    "SELECT min(next_attempt_at) FROM outbox "
+	    "WHERE state IN ('queued','retry')",
+	[S_OUTBOX_SET] =
+	    "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?, "
+	    "last_error = ?, sent_at = ? WHERE id = ?",
+	[S_OUTBOX_GET] = "SELECT " OUTBOX_COLUMNS "WHERE id = ?",
+	[S_OUTBOX_LIST] = "SELECT " OUTBOX_COLUMNS
+	    "WHERE (?1 = 1 AND state = 'dead') OR (?1 = 0 AND state IN "
+	    "('queued','sending','retry')) ORDER BY id",
+	/* After a crash: what was in flight goes out again, same identity. */
+	[S_OUTBOX_UNSTICK] =
+	    "UPDATE outbox SET state = 'retry' WHERE state = 'sending'",
+	[S_OUTBOX_COUNT] =
+	    "SELECT coalesce(sum(state IN ('queued','sending','retry')), 0), "
+	    "coalesce(sum(state = 'dead'), 0) FROM outbox",
 	[S_CHECKPOINT_SET] =
 	    "INSERT INTO checkpoints (source, value, updated_at) "
 	    "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
@@ -936,4 +970,189 @@ store_checkpoint_set(struct store *st, const char *source, const char *value,
 	bind_text(s, 2, value);
 	sqlite3_bind_int64(s, 3, at);
 	return exec_done(st, s, "set checkpoint");
+}
+
+static const char *const outbox_states[] = {
+	"queued", "sending", "sent", "retry", "dead"
+};
+
+const char *
+outbox_state_name(enum outbox_state s)
+{
+	return (unsigned)s < 5 ? outbox_states[s] : "?";
+}
+
+int
+store_outbox_insert(struct store *st, struct outbox_row *row)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_INSERT);
+	int i = 1;
+
+	if (s == NULL)
+		return -1;
+	bind_opt_int(s, i++, row->ticket_id);
+	bind_text(s, i++, row->template);
+	bind_text(s, i++, row->channel);
+	bind_text(s, i++, row->recipient);
+	bind_text(s, i++, row->identity);
+	bind_text(s, i++, row->signer);
+	sqlite3_bind_blob(s, i++, row->payload, (int)row->payload_len,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, i++, row->next_attempt_at);
+	sqlite3_bind_int64(s, i++, row->created_at);
+	if (exec_done(st, s, "queue outbound message") < 0)
+		return -1;
+	row->id = sqlite3_last_insert_rowid(st->db);
+	row->state = OUTBOX_QUEUED;
+	return 0;
+}
+
+static int
+each_outbox(struct store *st, sqlite3_stmt *s, const char *what,
+    store_outbox_cb *cb, void *arg)
+{
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct outbox_row r = {
+			.id = sqlite3_column_int64(s, 0),
+			.ticket_id = sqlite3_column_int64(s, 1),
+			.template = col_text(s, 2),
+			.channel = col_text(s, 3),
+			.recipient = col_text(s, 4),
+			.identity = col_text(s, 5),
+			.signer = col_text(s, 6),
+			.payload = sqlite3_column_blob(s, 7),
+			.payload_len = (size_t)sqlite3_column_bytes(s, 7),
+			.attempts = sqlite3_column_int(s, 9),
+			.next_attempt_at = sqlite3_column_int64(s, 10),
+			.last_error = col_text(s, 11),
+			.created_at = sqlite3_column_int64(s, 12),
+			.sent_at = sqlite3_column_int64(s, 13),
+		};
+		const char *state = col_text(s, 8);
+		for (int k = 0; k < 5; k++)
+			if (state != NULL && strcmp(state, outbox_states[k]) == 0)
+				r.state = (enum outbox_state)k;
+		if (r.payload == NULL)
+			r.payload = "";
+		n++;
+		if (cb(&r, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	rc = rc == SQLITE_DONE ? n : fail(st, what);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_outbox_due(struct store *st, int64_t now, int limit,
+    store_outbox_cb *cb, void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_DUE);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int(s, 2, limit);
+	return each_outbox(st, s, "due outbound messages", cb, arg) < 0 ?
+	    -1 : 0;
+}
+
+int
+store_outbox_next_due(struct store *st, int64_t *at_r)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_NEXT_DUE);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		*at_r = sqlite3_column_int64(s, 0);
+		rc = 1;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = fail(st, "next outbound message");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int
+store_outbox_set(struct store *st, int64_t id, enum outbox_state state,
+    int attempts, int64_t next_attempt_at, const char *last_error,
+    int64_t sent_at)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_SET);
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, outbox_state_name(state));
+	sqlite3_bind_int(s, 2, attempts);
+	sqlite3_bind_int64(s, 3, next_attempt_at);
+	bind_text(s, 4, last_error);
+	bind_opt_int(s, 5, sent_at);
+	sqlite3_bind_int64(s, 6, id);
+	return exec_done(st, s, "update outbound message");
+}
+
+int
+store_outbox_get(struct store *st, int64_t id, store_outbox_cb *cb, void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_GET);
+	int n;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	n = each_outbox(st, s, "get outbound message", cb, arg);
+	return n < 0 ? -1 : n > 0;
+}
+
+int
+store_outbox_list(struct store *st, int dead, store_outbox_cb *cb, void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_LIST);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, dead ? 1 : 0);
+	return each_outbox(st, s, "list outbound messages", cb, arg) < 0 ?
+	    -1 : 0;
+}
+
+int
+store_outbox_unstick(struct store *st, int *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_UNSTICK);
+
+	if (s == NULL || exec_done(st, s, "requeue in-flight messages") < 0)
+		return -1;
+	*n_r = sqlite3_changes(st->db);
+	return 0;
+}
+
+int
+store_outbox_count(struct store *st, int64_t *pending_r, int64_t *dead_r)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_COUNT);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*pending_r = sqlite3_column_int64(s, 0);
+		*dead_r = sqlite3_column_int64(s, 1);
+		rc = 0;
+	} else {
+		rc = fail(st, "count outbound messages");
+	}
+	sqlite3_reset(s);
+	return rc;
 }

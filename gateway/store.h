@@ -17,6 +17,7 @@
 #ifndef ESCALON_STORE_H
 #define ESCALON_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ticket.h"
@@ -89,6 +90,53 @@ int store_event_add(struct store *st, int64_t ticket_id, int64_t at,
 typedef int store_event_cb(const struct event *e, void *arg);
 int store_event_list(struct store *st, int64_t ticket_id,
     store_event_cb *cb, void *arg);
+
+/*
+ * The outbox: one row per message to send, its identity (Message-ID or
+ * delivery id) fixed when queued. States and their transitions: outbox.h.
+ */
+enum outbox_state {
+	OUTBOX_QUEUED, OUTBOX_SENDING, OUTBOX_SENT, OUTBOX_RETRY, OUTBOX_DEAD
+};
+
+struct outbox_row {
+	int64_t id, ticket_id;		/* ticket_id 0: none */
+	const char *template;		/* ack, reply, notify ... */
+	const char *channel;		/* http (email, chat: their issues) */
+	const char *recipient;		/* URL, mail address, JID */
+	const char *identity;		/* Message-ID or delivery id */
+	const char *signer;		/* webhook:NAME, notify:NAME or NULL */
+	const char *payload;
+	size_t payload_len;
+	enum outbox_state state;
+	int attempts;
+	int64_t next_attempt_at, created_at, sent_at;
+	const char *last_error;
+};
+
+const char *outbox_state_name(enum outbox_state s);
+
+/* Queue a row (state queued, attempts 0); sets row->id. */
+int store_outbox_insert(struct store *st, struct outbox_row *row);
+typedef int store_outbox_cb(const struct outbox_row *row, void *arg);
+/* Rows queued or to retry whose time has come, oldest first. */
+int store_outbox_due(struct store *st, int64_t now, int limit,
+    store_outbox_cb *cb, void *arg);
+/* The earliest next attempt of a waiting row: 1 and *at_r, or 0. */
+int store_outbox_next_due(struct store *st, int64_t *at_r);
+int store_outbox_set(struct store *st, int64_t id, enum outbox_state state,
+    int attempts, int64_t next_attempt_at, const char *last_error,
+    int64_t sent_at);
+/* 1 and cb called, 0 when there is no such row. */
+int store_outbox_get(struct store *st, int64_t id, store_outbox_cb *cb,
+    void *arg);
+/* dead 0: rows waiting or in flight; dead 1: dead letters. */
+int store_outbox_list(struct store *st, int dead, store_outbox_cb *cb,
+    void *arg);
+/* Rows left `sending` by a crash become `retry`; *n_r how many. */
+int store_outbox_unstick(struct store *st, int *n_r);
+int store_outbox_count(struct store *st, int64_t *pending_r,
+    int64_t *dead_r);
 
 /* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
 int store_checkpoint_get(struct store *st, const char *source,

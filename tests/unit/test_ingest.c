@@ -16,6 +16,7 @@
 #include "channel.h"
 #include "conf.h"
 #include "ingest.h"
+#include "tmplset.h"
 #include "log.h"
 #include "store.h"
 #include "ticket.h"
@@ -26,6 +27,32 @@
 #define DAY INT64_C(86400)
 
 /* ---- a conf, by hand --------------------------------------------------- */
+
+/* The shipped templates render the acks that new webhook tickets queue. */
+static struct tmplset *templates;
+
+static int
+load_templates(void **state)
+{
+	char *err = NULL;
+
+	(void)state;
+	templates = tmplset_load("templates", &err);
+	if (templates == NULL) {
+		fprintf(stderr, "templates: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+free_templates(void **state)
+{
+	(void)state;
+	tmplset_free(&templates);
+	return 0;
+}
 
 static char *tier1_agents[] = { "alice", "bob" };
 static char *tier2_agents[] = { "carol" };
@@ -126,7 +153,7 @@ ingest_one(struct fx *f, struct inbound_msg *m, int64_t now,
 	int rc;
 
 	assert_int_equal(store_begin(f->st), 0);
-	rc = ingest_message(f->st, &conf, now, m, r);
+	rc = ingest_message(f->st, &conf, templates, now, m, r);
 	if (rc == 0)
 		assert_int_equal(store_commit(f->st), 0);
 	else
@@ -805,7 +832,7 @@ test_batch_with_duplicate(void **state)
 	assert_int_equal(ingest_batch_len(b), 5);
 	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 0);
 
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
 	assert_int_equal(ingest_batch_len(b), 0);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(d[i].calls, 1);
@@ -827,7 +854,7 @@ test_batch_with_duplicate(void **state)
 	assert_int_equal(count(f, "SELECT count(*) FROM messages"), 4);
 
 	/* The batch is reusable, and an empty commit calls nobody. */
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(d[i].calls, 1);
 	ingest_batch_free(&b);
@@ -862,7 +889,7 @@ test_batch_item_fails_alone(void **state)
 	assert_int_equal(ingest_batch_add(b, bad_sev, done_cb, &d[2]), 0);
 	assert_int_equal(ingest_batch_add(b, hook_msg("d", "c4", NULL, NULL),
 	    done_cb, &d[3]), 0);
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
 
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(d[i].calls, 1);
@@ -892,7 +919,7 @@ test_batch_item_fails_alone(void **state)
 	struct done again = { .f = f, .clock = &clock };
 	assert_int_equal(ingest_batch_add(b, hook_msg("s", "c3", "th-s",
 	    "high"), done_cb, &again), 0);
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
 	assert_int_equal(again.r.failed, 0);
 	assert_int_equal(again.r.duplicate, 0);
 	assert_int_equal(again.r.created, 1);
@@ -921,7 +948,7 @@ test_batch_store_busy(void **state)
 		assert_int_equal(ingest_batch_add(b, hook_msg(i ? "y" : "x",
 		    "c", NULL, NULL), done_cb, &d[i]), 0);
 	}
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, NOW), -1);
+	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), -1);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(db);
 	for (int i = 0; i < 2; i++) {
@@ -937,7 +964,7 @@ test_batch_store_busy(void **state)
 	d[0] = (struct done){ .f = f, .clock = &clock };
 	assert_int_equal(ingest_batch_add(b, hook_msg("x", "c", NULL, NULL),
 	    done_cb, &d[0]), 0);
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
 	assert_int_equal(d[0].r.created, 1);
 	ingest_batch_free(&b);
 }
@@ -992,5 +1019,5 @@ main(void)
 
 	/* Quiet the per-item info and warn lines; errors still show. */
 	log_set_level(LOG_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, load_templates, free_templates);
 }

@@ -1,0 +1,202 @@
+/* outbound: compose and queue outbound messages. See outbound.h. */
+#include "outbound.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "crypto.h"
+
+/* A delivery id: stable for the row's life, unguessable, names its ticket. */
+static int
+delivery_id(int64_t ticket_id, char *buf, size_t len)
+{
+	unsigned char raw[12];
+	char hex[2 * sizeof(raw) + 1];
+
+	if (crypto_random(raw, sizeof(raw)) < 0)
+		return -1;
+	crypto_hex(raw, sizeof(raw), hex);
+	snprintf(buf, len, "esc-%lld-%s", (long long)ticket_id, hex);
+	return 0;
+}
+
+static int
+queue_json(struct store *st, int64_t now, int64_t ticket_id,
+    const char *template, const char *url, const char *signer,
+    const char *delivery, json_t *payload, char *error, size_t error_len)
+{
+	char *text = json_dumps(payload, JSON_COMPACT);
+	struct outbox_row row = {
+		.ticket_id = ticket_id,
+		.template = template,
+		.channel = "http",
+		.recipient = url,
+		.identity = delivery,
+		.signer = signer,
+		.payload = text,
+		.payload_len = text != NULL ? strlen(text) : 0,
+		.next_attempt_at = now,
+		.created_at = now,
+	};
+	int rc;
+
+	json_decref(payload);
+	if (text == NULL) {
+		snprintf(error, error_len, "cannot encode the %s message",
+		    template);
+		return -1;
+	}
+	rc = store_outbox_insert(st, &row);
+	if (rc < 0)
+		snprintf(error, error_len, "%s", store_error(st));
+	free(text);
+	return rc;
+}
+
+/* {"event": "message", ...} to a webhook customer's reply_url. */
+static int
+queue_message(struct store *st, int64_t now, const struct ticket *t,
+    const char *template, const char *body, char *error, size_t error_len)
+{
+	char delivery[64], ref[32], at[CLOCK_RFC3339_LEN];
+
+	if (t->reply_url == NULL || strncmp(t->source, "webhook:", 8) != 0)
+		return 0;	/* no address to answer to */
+	if (delivery_id(t->id, delivery, sizeof(delivery)) < 0) {
+		snprintf(error, error_len, "no randomness for a delivery id");
+		return -1;
+	}
+	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)t->id);
+	return queue_json(st, now, t->id, template, t->reply_url, t->source,
+	    delivery, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}",
+	    "event", "message", "delivery", delivery, "ticket",
+	    (json_int_t)t->id, "ref", ref, "subject", t->subject, "body", body,
+	    "at", clock_format(now, at)), error, error_len);
+}
+
+static void
+set_var(struct tmpl_vars *v, const char *name, const char *value)
+{
+	tmpl_vars_set(v, name, value);
+}
+
+static void
+set_time(struct tmpl_vars *v, const char *name, int64_t t)
+{
+	char buf[CLOCK_RFC3339_LEN];
+
+	if (t > 0)
+		set_var(v, name, clock_format(t, buf));
+}
+
+/* The variables every ticket template has. */
+static struct tmpl_vars *
+ticket_vars(const struct ticket *t)
+{
+	struct tmpl_vars *v = tmpl_vars_new();
+	char buf[32];
+
+	if (v == NULL)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%lld", (long long)t->id);
+	set_var(v, "ticket.id", buf);
+	snprintf(buf, sizeof(buf), "ESC-%lld", (long long)t->id);
+	set_var(v, "ticket.ref", buf);
+	set_var(v, "ticket.subject", t->subject);
+	set_var(v, "ticket.state", ticket_state_name(t->state));
+	set_var(v, "ticket.severity", t->severity);
+	set_var(v, "ticket.queue", t->queue);
+	set_var(v, "ticket.team", t->team);
+	snprintf(buf, sizeof(buf), "%d", t->level);
+	set_var(v, "ticket.level", buf);
+	set_var(v, "ticket.channel", t->channel);
+	set_var(v, "customer.name", t->customer_name);
+	set_var(v, "customer.address", t->customer_address);
+	set_time(v, "sla.first_response_due", t->due_first_response);
+	set_time(v, "sla.next_update_due", t->due_next_update);
+	set_time(v, "sla.resolution_due", t->due_resolution);
+	return v;
+}
+
+int
+outbound_ack(struct store *st, const struct conf *c,
+    const struct tmplset *ts, int64_t now, const struct ticket *t,
+    const char *first_message, char *error, size_t error_len)
+{
+	struct tmpl_vars *v;
+	struct rendered r;
+	const char *why;
+	int rc;
+
+	(void)c;
+	if (t->reply_url == NULL)
+		return 0;
+	if (ts == NULL) {
+		snprintf(error, error_len, "templates are not loaded");
+		return -1;
+	}
+	if ((v = ticket_vars(t)) == NULL) {
+		snprintf(error, error_len, "out of memory");
+		return -1;
+	}
+	set_var(v, "message.body", first_message);
+	/* Webhook customers read the chat form: plain text, no headers. */
+	rc = tmplset_render(ts, "ack", "chat", v, &r, &why);
+	tmpl_vars_free(&v);
+	if (rc < 0) {
+		snprintf(error, error_len, "template ack: %s", why);
+		return -1;
+	}
+	rc = queue_message(st, now, t, "ack", r.text, error, error_len);
+	rendered_release(&r);
+	return rc;
+}
+
+int
+outbound_reply(struct store *st, const struct conf *c, int64_t now,
+    const struct ticket *t, const char *text, char *error, size_t error_len)
+{
+	(void)c;
+	return queue_message(st, now, t, "reply", text, error, error_len);
+}
+
+int
+outbound_notify(struct store *st, const struct conf *c, int64_t now,
+    const struct ticket *t, const char *event, json_t *detail, char *error,
+    size_t error_len)
+{
+	char delivery[64], ref[32], at[CLOCK_RFC3339_LEN], signer[256];
+	int rc = 0;
+
+	if (detail == NULL)
+		detail = json_object();
+	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)t->id);
+	for (size_t i = 0; i < c->n_notifies && rc == 0; i++) {
+		const struct conf_notify *n = &c->notifies[i];
+		int wanted = 0;
+		for (size_t k = 0; k < n->events.n; k++)
+			wanted |= strcmp(n->events.v[k], event) == 0;
+		if (!wanted)
+			continue;
+		if (delivery_id(t->id, delivery, sizeof(delivery)) < 0) {
+			snprintf(error, error_len, "no randomness for a "
+			    "delivery id");
+			rc = -1;
+			break;
+		}
+		snprintf(signer, sizeof(signer), "notify:%s", n->name);
+		rc = queue_json(st, now, t->id, event, n->url, signer,
+		    delivery, json_pack("{s:s, s:s, s:s, s:{s:I, s:s, s:s, "
+		    "s:s, s:s, s:s?, s:i}, s:O}", "event", event, "delivery",
+		    delivery, "at", clock_format(now, at), "ticket", "id",
+		    (json_int_t)t->id, "ref", ref, "state",
+		    ticket_state_name(t->state), "severity", t->severity,
+		    "queue", t->queue, "team", t->team, "level", t->level,
+		    "detail", detail), error, error_len);
+	}
+	json_decref(detail);
+	return rc;
+}

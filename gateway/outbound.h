@@ -1,0 +1,45 @@
+/*
+ * outbound: compose what a ticket change must send and queue it in the
+ * outbox, inside the caller's transaction, so the change and its messages
+ * commit together or not at all. The sender delivers after the commit.
+ *
+ * Webhook customers get messages POSTed to their ticket's reply_url
+ * (SPEC.md "HTTP"), signed with the hook's secret; notify sections get the
+ * events they list, signed with their own. Mail and chat customers are
+ * served by their channels (the email and chat issues): until then their
+ * tickets queue nothing here.
+ */
+#ifndef ESCALON_OUTBOUND_H
+#define ESCALON_OUTBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "store.h"
+#include "tmplset.h"
+
+struct json_t;
+
+/*
+ * The `ack` template to a new ticket's customer. ts may be NULL only when
+ * nothing needs rendering. 0, or -1 with error (store or template).
+ */
+int outbound_ack(struct store *st, const struct conf *c,
+    const struct tmplset *ts, int64_t now, const struct ticket *t,
+    const char *first_message, char *error, size_t error_len);
+
+/* An agent's public reply, as written, to the ticket's customer. */
+int outbound_reply(struct store *st, const struct conf *c, int64_t now,
+    const struct ticket *t, const char *text, char *error,
+    size_t error_len);
+
+/*
+ * SPEC.md's notify event (ticket.created, ticket.resolved ...) to every
+ * notify section that lists it. detail is taken over (NULL: {}).
+ */
+int outbound_notify(struct store *st, const struct conf *c, int64_t now,
+    const struct ticket *t, const char *event, struct json_t *detail,
+    char *error, size_t error_len);
+
+#endif

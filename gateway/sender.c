@@ -1,0 +1,535 @@
+/*
+ * sender: the outbox's delivery engine. See sender.h and outbox.h.
+ *
+ * pump(): pick due rows (room permitting), mark them `sending` in one
+ * transaction, start a transfer for each; then sleep until the earliest
+ * waiting row is due. finish(): record the attempt's outcome (and, on
+ * failure, an event on the ticket) in one transaction, and pump again.
+ * Nothing is sent from inside a transaction.
+ */
+#include "sender.h"
+
+#include <assert.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "crypto.h"
+#include "log.h"
+#include "loop.h"
+#include "outbox.h"
+#include "store.h"
+
+#define SENDER_STORE_RETRY_MS 5000	/* after the store refused */
+
+struct job {
+	struct sender *s;
+	int64_t id, ticket_id;
+	int attempts;
+	char *channel, *recipient, *identity, *signer, *template;
+	char *payload;
+	size_t payload_len;
+	CURL *easy;
+	struct curl_slist *headers;
+	char errbuf[CURL_ERROR_SIZE];
+	struct job *next;
+};
+
+struct sender {
+	struct loop *loop;
+	struct store *store;
+	const struct clock *clock;
+	const struct conf *conf;
+	CURLM *multi;
+	struct loop_timer *pump_timer, *curl_timer;
+	struct job *jobs;	/* in flight */
+	size_t n_jobs;
+};
+
+static void pump(struct sender *s);
+static void finish(struct job *j, enum outbox_verdict v, const char *error);
+
+/* --- jobs ---------------------------------------------------------------- */
+
+static void
+job_free(struct job *j)
+{
+	if (j->easy != NULL) {
+		curl_multi_remove_handle(j->s->multi, j->easy);
+		curl_easy_cleanup(j->easy);
+	}
+	curl_slist_free_all(j->headers);
+	free(j->channel);
+	free(j->recipient);
+	free(j->identity);
+	free(j->signer);
+	free(j->template);
+	free(j->payload);
+	free(j);
+}
+
+static void
+job_unlink(struct job *j)
+{
+	struct sender *s = j->s;
+
+	for (struct job **pp = &s->jobs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			s->n_jobs--;
+			return;
+		}
+	}
+}
+
+/* The signing key of a row, from the conf in force; NULL if gone. */
+static const char *
+signer_secret(const struct conf *c, const char *signer)
+{
+	if (signer == NULL)
+		return NULL;
+	if (strncmp(signer, "webhook:", 8) == 0) {
+		const struct conf_webhook *w = conf_webhook(c, signer + 8);
+		return w != NULL ? w->secret : NULL;
+	}
+	if (strncmp(signer, "notify:", 7) == 0) {
+		for (size_t i = 0; i < c->n_notifies; i++)
+			if (strcmp(c->notifies[i].name, signer + 7) == 0)
+				return c->notifies[i].secret;
+	}
+	return NULL;
+}
+
+/* --- HTTP transport ------------------------------------------------------ */
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+static int
+http_start(struct job *j, const char **error_r)
+{
+	const char *secret = signer_secret(j->s->conf, j->signer);
+	unsigned char mac[CRYPTO_SHA256_LEN];
+	char hex[2 * CRYPTO_SHA256_LEN + 1], line[256];
+
+	if (j->signer != NULL && secret == NULL) {
+		*error_r = "its signing key (webhook or notify section) is no "
+		    "longer configured";
+		return -1;
+	}
+	j->headers = curl_slist_append(j->headers,
+	    "Content-Type: application/json");
+	snprintf(line, sizeof(line), "X-Escalon-Delivery: %s", j->identity);
+	j->headers = curl_slist_append(j->headers, line);
+	if (secret != NULL) {
+		if (crypto_hmac_sha256(secret, strlen(secret), j->payload,
+		    j->payload_len, mac) < 0) {
+			*error_r = "cannot sign";
+			return -1;
+		}
+		crypto_hex(mac, sizeof(mac), hex);
+		snprintf(line, sizeof(line), "X-Escalon-Signature: sha256=%s",
+		    hex);
+		j->headers = curl_slist_append(j->headers, line);
+	}
+	/* An empty Expect: no 100-continue round trip for small bodies. */
+	j->headers = curl_slist_append(j->headers, "Expect:");
+	if ((j->easy = curl_easy_init()) == NULL || j->headers == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	curl_easy_setopt(j->easy, CURLOPT_URL, j->recipient);
+	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(j->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(j->easy, CURLOPT_POSTFIELDS, j->payload);
+	curl_easy_setopt(j->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+	    (curl_off_t)j->payload_len);
+	curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->headers);
+	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "escalon");
+	curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT, (long)SENDER_HTTP_TIMEOUT);
+	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->errbuf);
+	curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+	if (curl_multi_add_handle(j->s->multi, j->easy) != CURLM_OK) {
+		*error_r = "cannot start the transfer";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+http_done(struct job *j, CURLcode code)
+{
+	long status = 0;
+	char error[CURL_ERROR_SIZE + 64];
+
+	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+	enum outbox_verdict v = outbox_http_verdict(code == CURLE_OK, status);
+	if (code != CURLE_OK)
+		snprintf(error, sizeof(error), "%s", j->errbuf[0] ? j->errbuf :
+		    curl_easy_strerror(code));
+	else
+		snprintf(error, sizeof(error), "HTTP %ld", status);
+	finish(j, v, v == OUTBOX_DELIVERED ? NULL : error);
+}
+
+/* Transports by the outbox row's channel. */
+static const struct transport {
+	const char *channel;
+	int (*start)(struct job *j, const char **error_r);
+	void (*done)(struct job *j, CURLcode code);
+} transports[] = {
+	{ "http", http_start, http_done },
+};
+
+static const struct transport *
+transport_for(const char *channel)
+{
+	for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+		if (strcmp(transports[i].channel, channel) == 0)
+			return &transports[i];
+	return NULL;
+}
+
+/* --- curl multi in the loop ---------------------------------------------- */
+
+static void
+check_done(struct sender *s)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(s->multi, &left)) != NULL) {
+		struct job *j = NULL;
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &j);
+		const struct transport *t = transport_for(j->channel);
+		t->done(j, msg->data.result);
+	}
+}
+
+static void
+on_curl_fd(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct sender *s = arg;
+	int running, flags = ((events & LOOP_READ) ? CURL_CSELECT_IN : 0) |
+	    ((events & LOOP_WRITE) ? CURL_CSELECT_OUT : 0);
+
+	(void)l;
+	curl_multi_socket_action(s->multi, fd, flags, &running);
+	check_done(s);
+}
+
+static int
+on_curl_socket(CURL *e, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+	struct sender *s = arg;
+	unsigned ev = ((what & CURL_POLL_IN) ? LOOP_READ : 0) |
+	    ((what & CURL_POLL_OUT) ? LOOP_WRITE : 0);
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		loop_fd_del(s->loop, fd);
+		curl_multi_assign(s->multi, fd, NULL);
+	} else if (sockp == NULL) {
+		if (loop_fd_add(s->loop, fd, ev, on_curl_fd, s) == 0)
+			curl_multi_assign(s->multi, fd, s);
+	} else {
+		loop_fd_set_events(s->loop, fd, ev);
+	}
+	return 0;
+}
+
+static void
+on_curl_timer(struct loop *l, void *arg)
+{
+	struct sender *s = arg;
+	int running;
+
+	(void)l;
+	s->curl_timer = NULL;
+	curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(s);
+}
+
+static int
+on_curl_timeout(CURLM *m, long ms, void *arg)
+{
+	struct sender *s = arg;
+
+	(void)m;
+	loop_timer_cancel(s->loop, &s->curl_timer);
+	if (ms >= 0)
+		s->curl_timer = loop_timer_add(s->loop, ms, on_curl_timer, s);
+	return 0;
+}
+
+/* --- pick, start, finish ------------------------------------------------- */
+
+static void
+on_pump(struct loop *l, void *arg)
+{
+	struct sender *s = arg;
+
+	(void)l;
+	s->pump_timer = NULL;
+	pump(s);
+}
+
+static void
+pump_in(struct sender *s, int64_t ms)
+{
+	loop_timer_cancel(s->loop, &s->pump_timer);
+	s->pump_timer = loop_timer_add(s->loop, ms, on_pump, s);
+}
+
+void
+sender_kick(struct sender *s)
+{
+	pump_in(s, 0);
+}
+
+static char *
+dup_n(const char *p, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d != NULL) {
+		memcpy(d, p, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+struct pick {
+	struct sender *s;
+	struct job *jobs;
+	int failed;
+};
+
+static int
+pick_row(const struct outbox_row *r, void *arg)
+{
+	struct pick *pk = arg;
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		pk->failed = 1;
+		return 1;
+	}
+	assert(outbox_may(r->state, OUTBOX_SENDING));
+	j->s = pk->s;
+	j->id = r->id;
+	j->ticket_id = r->ticket_id;
+	j->attempts = r->attempts;
+	j->channel = strdup(r->channel);
+	j->recipient = strdup(r->recipient);
+	j->identity = strdup(r->identity);
+	j->signer = r->signer != NULL ? strdup(r->signer) : NULL;
+	j->template = r->template != NULL ? strdup(r->template) : NULL;
+	j->payload = dup_n(r->payload, r->payload_len);
+	j->payload_len = r->payload_len;
+	j->next = pk->jobs;
+	pk->jobs = j;
+	if (j->channel == NULL || j->recipient == NULL || j->identity == NULL ||
+	    j->payload == NULL) {
+		pk->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void
+pump(struct sender *s)
+{
+	struct pick pk = { .s = s };
+	int64_t now = clock_now(s->clock), at;
+	int room = SENDER_MAX_IN_FLIGHT - (int)s->n_jobs;
+	struct job *j, *next;
+
+	if (room > 0) {
+		if (store_outbox_due(s->store, now, room, pick_row, &pk) < 0 ||
+		    pk.failed)
+			goto store_failed;
+		if (pk.jobs != NULL) {
+			if (store_begin(s->store) < 0)
+				goto store_failed;
+			for (j = pk.jobs; j != NULL; j = j->next)
+				if (store_outbox_set(s->store, j->id,
+				    OUTBOX_SENDING, j->attempts, now, NULL,
+				    0) < 0) {
+					store_rollback(s->store);
+					goto store_failed;
+				}
+			if (store_commit(s->store) < 0) {
+				store_rollback(s->store);
+				goto store_failed;
+			}
+		}
+		for (j = pk.jobs; j != NULL; j = next) {
+			const struct transport *t = transport_for(j->channel);
+			const char *why = "no transport for this channel yet";
+			next = j->next;
+			j->next = s->jobs;
+			s->jobs = j;
+			s->n_jobs++;
+			if (t == NULL || t->start(j, &why) < 0)
+				finish(j, OUTBOX_PERMANENT, why);
+		}
+		pk.jobs = NULL;
+	}
+	if (s->n_jobs < SENDER_MAX_IN_FLIGHT) {
+		int found = store_outbox_next_due(s->store, &at);
+		if (found < 0)
+			goto store_failed;
+		if (found && s->pump_timer == NULL)
+			pump_in(s, at > now ? (at - now) * 1000 : 0);
+	}
+	return;
+store_failed:
+	log_error("outbox unavailable", "error=%s retry_ms=%d",
+	    log_q(store_error(s->store)), SENDER_STORE_RETRY_MS);
+	for (j = pk.jobs; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	if (s->pump_timer == NULL)
+		pump_in(s, SENDER_STORE_RETRY_MS);
+}
+
+static void
+finish(struct job *j, enum outbox_verdict v, const char *error)
+{
+	struct sender *s = j->s;
+	struct outbox_next next;
+	int64_t now = clock_now(s->clock);
+	char when[CLOCK_RFC3339_LEN];
+
+	outbox_after(j->attempts, v, now, &s->conf->outbox, &next);
+	assert(outbox_may(OUTBOX_SENDING, next.state));
+	if (store_begin(s->store) < 0 ||
+	    store_outbox_set(s->store, j->id, next.state, next.attempts,
+	    next.next_attempt_at, error, next.state == OUTBOX_SENT ? now : 0) <
+	    0)
+		goto store_failed;
+	if (next.state != OUTBOX_SENT && j->ticket_id > 0 &&
+	    store_event_add(s->store, j->ticket_id, now,
+	    next.state == OUTBOX_DEAD ? "delivery_dead" : "delivery_failed",
+	    "escalon", json_pack("{s:s, s:s?, s:s, s:i, s:s, s:s?}",
+	    "delivery", j->identity, "template", j->template, "channel",
+	    j->channel, "attempt", next.attempts, "error", error,
+	    "retry_at", next.state == OUTBOX_RETRY ?
+	    clock_format(next.next_attempt_at, when) : NULL)) < 0)
+		goto store_failed;
+	if (store_commit(s->store) < 0)
+		goto store_failed;
+	if (next.state == OUTBOX_SENT)
+		log_info("delivered", "ticket=%lld outbox=%lld channel=%s "
+		    "delivery=%s attempt=%d", (long long)j->ticket_id,
+		    (long long)j->id, j->channel, log_q(j->identity),
+		    next.attempts);
+	else
+		log_warn(next.state == OUTBOX_DEAD ? "delivery dead" :
+		    "delivery failed, will retry", "ticket=%lld outbox=%lld "
+		    "channel=%s delivery=%s attempt=%d error=%s retry_at=%s",
+		    (long long)j->ticket_id, (long long)j->id, j->channel,
+		    log_q(j->identity), next.attempts, log_q(error),
+		    next.state == OUTBOX_RETRY ?
+		    clock_format(next.next_attempt_at, when) : "-");
+	goto out;
+store_failed:
+	/* The row stays `sending`; the next start sends it again. */
+	store_rollback(s->store);
+	log_error("delivery outcome not recorded", "outbox=%lld error=%s",
+	    (long long)j->id, log_q(store_error(s->store)));
+out:
+	job_unlink(j);
+	job_free(j);
+	sender_kick(s);
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+struct sender *
+sender_new(struct loop *l, struct store *st, const struct clock *clock,
+    const struct conf *c, char **error_r)
+{
+	struct sender *s = calloc(1, sizeof(*s));
+	int n = 0;
+
+	*error_r = NULL;
+	if (s == NULL)
+		return NULL;
+	s->loop = l;
+	s->store = st;
+	s->clock = clock;
+	s->conf = c;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (s->multi = curl_multi_init()) == NULL) {
+		*error_r = strdup("sender: cannot start libcurl");
+		free(s);
+		return NULL;
+	}
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+	if (store_outbox_unstick(st, &n) < 0) {
+		if (asprintf(error_r, "sender: %s", store_error(st)) < 0)
+			*error_r = NULL;
+		sender_free(&s);
+		return NULL;
+	}
+	if (n > 0)
+		log_info("outbox: messages in flight at the last stop go out "
+		    "again", "count=%d", n);
+	sender_kick(s);
+	return s;
+}
+
+void
+sender_free(struct sender **sp)
+{
+	struct sender *s = *sp;
+	int n;
+
+	if (s == NULL)
+		return;
+	while (s->jobs != NULL) {
+		struct job *j = s->jobs;
+		s->jobs = j->next;
+		job_free(j);
+	}
+	if (s->n_jobs > 0)
+		store_outbox_unstick(s->store, &n);
+	loop_timer_cancel(s->loop, &s->pump_timer);
+	loop_timer_cancel(s->loop, &s->curl_timer);
+	curl_multi_cleanup(s->multi);
+	curl_global_cleanup();
+	free(s);
+	*sp = NULL;
+}
+
+void
+sender_set_conf(struct sender *s, const struct conf *c)
+{
+	s->conf = c;
+}
+
+size_t
+sender_in_flight(const struct sender *s)
+{
+	return s->n_jobs;
+}
