@@ -9,10 +9,11 @@
 #
 # Required flags live in REQ_* so `make CFLAGS=-O0` keeps them.
 
-PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto
+PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto icu-i18n icu-uc
 # Debian packages behind PKGS, the unit/e2e test tools and their servers.
 DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
-            libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev
+            libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev \
+            libicu-dev tzdata
 DEB_TEST  = libcmocka-dev python3 python3-pytest curl
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 

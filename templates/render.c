@@ -137,7 +137,7 @@ parse_partial(struct parser *ps, struct node *n, const char *name)
 	if (text == NULL)
 		return perr(ps, n->line, "partial \"%s\" does not exist "
 		    "(_%s.tmpl)", name, name);
-	if (ps->depth + 1 >= TMPL_MAX_DEPTH)
+	if (ps->depth + 1 > TMPL_MAX_DEPTH)
 		return perr(ps, n->line, "partial \"%s\": partials nested "
 		    "deeper than %d (a partial that includes itself?)", name,
 		    TMPL_MAX_DEPTH);
@@ -195,9 +195,10 @@ parse_list(struct parser *ps, struct node **out, const char *closing,
 			a++;
 		while (b > a && isspace((unsigned char)b[-1]))
 			b--;
-		if (memchr(a, '\n', (size_t)(b - a)) != NULL)
-			return perr(ps, tag_line, "a tag must not span lines");
 		kind = triple ? '{' : (a < b ? *a : '\0');
+		/* Only a comment may span lines. */
+		if (kind != '!' && memchr(a, '\n', (size_t)(b - a)) != NULL)
+			return perr(ps, tag_line, "a tag must not span lines");
 		if (strchr("#^/!>&", kind) != NULL && kind != '\0' &&
 		    kind != '{') {
 			a++;
@@ -223,7 +224,7 @@ parse_list(struct parser *ps, struct node **out, const char *closing,
 		if (keep_end > ps->p && node_add(&tail, N_TEXT, ps->p,
 		    (size_t)(keep_end - ps->p), ps->line) == NULL)
 			return perr(ps, tag_line, "out of memory");
-		ps->line = tag_line;
+		ps->line = tag_line + count_lines(open, after);
 		ps->p = after;
 		if (standalone) {
 			ps->p = rest;
@@ -423,7 +424,7 @@ put(struct out *o, const char *s, size_t n)
 {
 	if (o->failed)
 		return;
-	if (o->len + n + 1 > TMPL_MAX_OUTPUT) {
+	if (o->len + n > TMPL_MAX_OUTPUT) {
 		o->failed = 1;
 		return;
 	}

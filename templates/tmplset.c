@@ -237,6 +237,9 @@ split_email(const char *path, char *text, char **body_r, int *body_line_r,
 		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
 		if (n > 0 && p[n - 1] == '\r')
 			n--;
+		if (n == 0 && *p == '\0')
+			return set_error(error_r, path, line, "an email "
+			    "template needs a blank line after its headers");
 		if (n == 0)
 			break;
 		if (nl == NULL)
@@ -334,7 +337,14 @@ check_unknown(struct tmplset *s, char **error_r)
 			continue;
 		char name[256];
 		snprintf(name, sizeof(name), "%.*s", (int)(dot - n), n);
-		if (tmplset_vars(name) == NULL) {
+		if (strcmp(dot, ".email.tmpl") != 0 &&
+		    strcmp(dot, ".chat.tmpl") != 0 &&
+		    strcmp(dot, ".email.html.tmpl") != 0) {
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/%s", s->dir, n);
+			rc = set_error(error_r, path, 0, "not NAME.email.tmpl, "
+			    "NAME.chat.tmpl or NAME.email.html.tmpl");
+		} else if (tmplset_vars(name) == NULL) {
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/%s", s->dir, n);
 			rc = set_error(error_r, path, 0, "\"%s\" is not a "
