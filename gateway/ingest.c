@@ -151,7 +151,8 @@ new_ticket(struct store *st, const struct conf *c, const struct tmplset *ts,
 	if (store_event_add(st, t.id, now, "created", "customer", detail) < 0 ||
 	    add_thread_keys(st, m, t.id) < 0)
 		return -1;
-	if (outbound_ack(st, c, ts, now, &t, m->body, r->error,
+	const char *extra[] = { "message.body", m->body, NULL };
+	if (outbound_template(st, ts, now, &t, "ack", extra, r->error,
 	    sizeof(r->error)) < 0 ||
 	    outbound_notify(st, c, now, &t, "ticket.created",
 	    json_pack("{s:s, s:s}", "channel", t.channel, "source", t.source),

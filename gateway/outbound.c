@@ -80,7 +80,8 @@ queue_message(struct store *st, int64_t now, const struct ticket *t,
 static void
 set_var(struct tmpl_vars *v, const char *name, const char *value)
 {
-	tmpl_vars_set(v, name, value);
+	if (value != NULL)
+		tmpl_vars_set(v, name, value);
 }
 
 static void
@@ -122,16 +123,15 @@ ticket_vars(const struct ticket *t)
 }
 
 int
-outbound_ack(struct store *st, const struct conf *c,
-    const struct tmplset *ts, int64_t now, const struct ticket *t,
-    const char *first_message, char *error, size_t error_len)
+outbound_template(struct store *st, const struct tmplset *ts, int64_t now,
+    const struct ticket *t, const char *template,
+    const char *const *extra, char *error, size_t error_len)
 {
 	struct tmpl_vars *v;
 	struct rendered r;
 	const char *why;
 	int rc;
 
-	(void)c;
 	if (t->reply_url == NULL)
 		return 0;
 	if (ts == NULL) {
@@ -142,15 +142,16 @@ outbound_ack(struct store *st, const struct conf *c,
 		snprintf(error, error_len, "out of memory");
 		return -1;
 	}
-	set_var(v, "message.body", first_message);
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i += 2)
+		set_var(v, extra[i], extra[i + 1]);
 	/* Webhook customers read the chat form: plain text, no headers. */
-	rc = tmplset_render(ts, "ack", "chat", v, &r, &why);
+	rc = tmplset_render(ts, template, "chat", v, &r, &why);
 	tmpl_vars_free(&v);
 	if (rc < 0) {
-		snprintf(error, error_len, "template ack: %s", why);
+		snprintf(error, error_len, "template %s: %s", template, why);
 		return -1;
 	}
-	rc = queue_message(st, now, t, "ack", r.text, error, error_len);
+	rc = queue_message(st, now, t, template, r.text, error, error_len);
 	rendered_release(&r);
 	return rc;
 }

@@ -22,12 +22,13 @@
 struct json_t;
 
 /*
- * The `ack` template to a new ticket's customer. ts may be NULL only when
- * nothing needs rendering. 0, or -1 with error (store or template).
+ * Render `template` (ack, escalated, update ...) for the ticket's customer
+ * and queue it. extra: more variables as name, value pairs, NULL-ended
+ * (values may be NULL: unset). 0, or -1 with error (store or template).
  */
-int outbound_ack(struct store *st, const struct conf *c,
-    const struct tmplset *ts, int64_t now, const struct ticket *t,
-    const char *first_message, char *error, size_t error_len);
+int outbound_template(struct store *st, const struct tmplset *ts,
+    int64_t now, const struct ticket *t, const char *template,
+    const char *const *extra, char *error, size_t error_len);
 
 /* An agent's public reply, as written, to the ticket's customer. */
 int outbound_reply(struct store *st, const struct conf *c, int64_t now,

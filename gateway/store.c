@@ -136,6 +136,16 @@ static const char *const migrations[] = {
 	 * section named here (webhook:NAME, notify:NAME), so the store never
 	 * holds a secret and a rotated secret applies to what is queued. */
 	"ALTER TABLE outbox ADD COLUMN signer TEXT;",
+	/* 3: what the SLA clocks and the ladder need to resume exactly after
+	 * a restart (see rules/sla.h, rules/ladder.h). */
+	"ALTER TABLE tickets ADD COLUMN awaiting_since INTEGER;"
+	"ALTER TABLE tickets ADD COLUMN resolution_start INTEGER;"
+	"ALTER TABLE tickets ADD COLUMN level_since INTEGER;"
+	"ALTER TABLE tickets ADD COLUMN last_public_at INTEGER;"
+	"ALTER TABLE tickets ADD COLUMN last_update_at INTEGER;"
+	"ALTER TABLE tickets ADD COLUMN sla_warned INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE tickets ADD COLUMN sla_breached INTEGER NOT NULL "
+	"  DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -147,7 +157,9 @@ static const char *const migrations[] = {
 	"t.assignee, t.root_cause, t.linked_to, t.created_at, t.updated_at, " \
 	"t.first_response_at, t.last_customer_at, t.resolved_at, " \
 	"t.closed_at, t.due_first_response, t.due_next_update, " \
-	"t.due_resolution, t.next_due_at " \
+	"t.due_resolution, t.next_due_at, t.awaiting_since, " \
+	"t.resolution_start, t.level_since, t.last_public_at, " \
+	"t.last_update_at, t.sla_warned, t.sla_breached " \
 	"FROM tickets t JOIN identities i ON i.id = t.identity_id " \
 	"JOIN customers c ON c.id = t.customer_id "
 
@@ -163,6 +175,7 @@ enum stmt_id {
 	S_CHECKPOINT_GET, S_CHECKPOINT_SET,
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
+	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE,
 	S_COUNT
 };
 
@@ -196,9 +209,12 @@ static const char *const sql[S_COUNT] = {
 	    "reply_url, assignee, root_cause, linked_to, created_at, "
 	    "updated_at, first_response_at, last_customer_at, resolved_at, "
 	    "closed_at, due_first_response, due_next_update, due_resolution, "
-	    "next_due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "next_due_at, awaiting_since, resolution_start, level_since, "
+	    "last_public_at, last_update_at, sla_warned, sla_breached) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
 	    "(SELECT id FROM identities WHERE scope = ? AND address = ?), "
-	    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?, ?, ?)",
 	[S_TICKET_GET] = "SELECT " TICKET_COLUMNS "WHERE t.id = ?",
 	[S_TICKET_UPDATE] =
 	    "UPDATE tickets SET state = ?, severity = ?, queue = ?, team = ?, "
@@ -206,7 +222,10 @@ static const char *const sql[S_COUNT] = {
 	    "assignee = ?, root_cause = ?, linked_to = ?, updated_at = ?, "
 	    "first_response_at = ?, last_customer_at = ?, resolved_at = ?, "
 	    "closed_at = ?, due_first_response = ?, due_next_update = ?, "
-	    "due_resolution = ?, next_due_at = ? WHERE id = ?",
+	    "due_resolution = ?, next_due_at = ?, awaiting_since = ?, "
+	    "resolution_start = ?, level_since = ?, last_public_at = ?, "
+	    "last_update_at = ?, sla_warned = ?, sla_breached = ? "
+	    "WHERE id = ?",
 	[S_TICKET_OPEN_FOR] =
 	    "SELECT t.id FROM tickets t JOIN identities i ON i.id = "
 	    "t.identity_id WHERE i.scope = ? AND i.address = ? AND t.state IN "
@@ -265,6 +284,14 @@ static const char *const sql[S_COUNT] = {
 	[S_OUTBOX_COUNT] =
 	    "SELECT coalesce(sum(state IN ('queued','sending','retry')), 0), "
 	    "coalesce(sum(state = 'dead'), 0) FROM outbox",
+	[S_TAG_ADD] =
+	    "INSERT OR IGNORE INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
+	[S_TAG_LIST] =
+	    "SELECT tag FROM ticket_tags WHERE ticket_id = ? ORDER BY tag",
+	[S_DUE_TICKETS] =
+	    "SELECT id FROM tickets WHERE next_due_at <= ? "
+	    "ORDER BY next_due_at LIMIT ?",
+	[S_NEXT_DUE] = "SELECT min(next_due_at) FROM tickets",
 	[S_CHECKPOINT_SET] =
 	    "INSERT INTO checkpoints (source, value, updated_at) "
 	    "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
@@ -578,6 +605,19 @@ store_customer_identify(struct store *st, const char *channel,
 	return exec_done(st, s, "insert identity");
 }
 
+static int
+bind_sla_facts(sqlite3_stmt *s, int i, const struct ticket *t)
+{
+	bind_opt_int(s, i++, t->awaiting_since);
+	bind_opt_int(s, i++, t->resolution_start);
+	bind_opt_int(s, i++, t->level_since);
+	bind_opt_int(s, i++, t->last_public_at);
+	bind_opt_int(s, i++, t->last_update_at);
+	sqlite3_bind_int(s, i++, (int)t->sla_warned);
+	sqlite3_bind_int(s, i++, (int)t->sla_breached);
+	return i;
+}
+
 int
 store_ticket_insert(struct store *st, struct ticket *t)
 {
@@ -615,6 +655,7 @@ store_ticket_insert(struct store *st, struct ticket *t)
 	bind_opt_int(s, i++, t->due_next_update);
 	bind_opt_int(s, i++, t->due_resolution);
 	bind_opt_int(s, i++, t->next_due_at);
+	i = bind_sla_facts(s, i, t);
 	if (exec_done(st, s, "insert ticket") < 0)
 		return -1;
 	t->id = sqlite3_last_insert_rowid(st->db);
@@ -658,6 +699,13 @@ row_ticket(sqlite3_stmt *s, struct ticket *t)
 	t->due_next_update = sqlite3_column_int64(s, i++);
 	t->due_resolution = sqlite3_column_int64(s, i++);
 	t->next_due_at = sqlite3_column_int64(s, i++);
+	t->awaiting_since = sqlite3_column_int64(s, i++);
+	t->resolution_start = sqlite3_column_int64(s, i++);
+	t->level_since = sqlite3_column_int64(s, i++);
+	t->last_public_at = sqlite3_column_int64(s, i++);
+	t->last_update_at = sqlite3_column_int64(s, i++);
+	t->sla_warned = (unsigned)sqlite3_column_int(s, i++);
+	t->sla_breached = (unsigned)sqlite3_column_int(s, i++);
 }
 
 static char *
@@ -728,6 +776,7 @@ store_ticket_update(struct store *st, const struct ticket *t)
 	bind_opt_int(s, i++, t->due_next_update);
 	bind_opt_int(s, i++, t->due_resolution);
 	bind_opt_int(s, i++, t->next_due_at);
+	i = bind_sla_facts(s, i, t);
 	sqlite3_bind_int64(s, i++, t->id);
 	return exec_done(st, s, "update ticket");
 }
@@ -1152,6 +1201,83 @@ store_outbox_count(struct store *st, int64_t *pending_r, int64_t *dead_r)
 		rc = 0;
 	} else {
 		rc = fail(st, "count outbound messages");
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int
+store_ticket_tag_add(struct store *st, int64_t ticket_id, const char *tag)
+{
+	sqlite3_stmt *s = stmt(st, S_TAG_ADD);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	bind_text(s, 2, tag);
+	return exec_done(st, s, "tag ticket");
+}
+
+int
+store_ticket_tags(struct store *st, int64_t ticket_id, store_tag_cb *cb,
+    void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_TAG_LIST);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (cb(col_text(s, 0), arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "list tags");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_due_tickets(struct store *st, int64_t now, int limit,
+    int64_t *ids, int *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_DUE_TICKETS);
+	int rc, n = 0;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int(s, 2, limit);
+	while (n < limit && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(s, 0);
+	if (n < limit && rc != SQLITE_DONE)
+		rc = fail(st, "due tickets");
+	else
+		rc = 0;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	*n_r = n;
+	return rc;
+}
+
+int
+store_next_due(struct store *st, int64_t *at_r)
+{
+	sqlite3_stmt *s = stmt(st, S_NEXT_DUE);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		*at_r = sqlite3_column_int64(s, 0);
+		rc = 1;
+	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = fail(st, "next due ticket");
 	}
 	sqlite3_reset(s);
 	return rc;

@@ -65,6 +65,22 @@ typedef int store_ticket_cb(const struct ticket *t, void *arg);
 int store_ticket_list(struct store *st, const struct ticket_filter *f,
     store_ticket_cb *cb, void *arg);
 
+/* Tags (set by routing rules). */
+int store_ticket_tag_add(struct store *st, int64_t ticket_id,
+    const char *tag);
+typedef int store_tag_cb(const char *tag, void *arg);
+int store_ticket_tags(struct store *st, int64_t ticket_id, store_tag_cb *cb,
+    void *arg);
+
+/*
+ * The scheduler's index: up to limit ids (into ids) of tickets whose
+ * next_due_at has come, earliest first; and the earliest next_due_at of
+ * all (1 and *at_r, or 0 when nothing is scheduled).
+ */
+int store_due_tickets(struct store *st, int64_t now, int limit,
+    int64_t *ids, int *n_r);
+int store_next_due(struct store *st, int64_t *at_r);
+
 /* Thread keys: every Message-ID known per ticket, webhook thread keys. */
 int store_thread_add(struct store *st, const char *scope, const char *key,
     int64_t ticket_id);

@@ -50,6 +50,13 @@ struct ticket {
 	 * earliest moment anything can happen to the ticket. */
 	int64_t due_first_response, due_next_update, due_resolution;
 	int64_t next_due_at;
+	/* What the SLA clocks and the ladder resume from (rules/sla.h). */
+	int64_t awaiting_since;		/* a customer message waits since */
+	int64_t resolution_start;	/* creation, or the last reopening */
+	int64_t level_since;		/* on the current level since */
+	int64_t last_public_at;		/* last public agent reply */
+	int64_t last_update_at;		/* last `update` to the customer */
+	unsigned sla_warned, sla_breached;	/* SLA_BIT()s, this cycle */
 };
 
 struct message {

@@ -1,0 +1,291 @@
+/* scheduler: SLA clocks and ladder steps on tickets. See scheduler.h. */
+#include "scheduler.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "clock.h"
+#include "ladder.h"
+#include "log.h"
+#include "outbound.h"
+#include "sla.h"
+
+#define SCHED_MAX_PAUSES 256
+
+struct pauses {
+	struct sla_pause v[SCHED_MAX_PAUSES];
+	size_t n;
+	int64_t since;
+};
+
+/* Rebuild the pending stretches from the ticket's state_changed events. */
+static int
+pause_event(const struct event *ev, void *arg)
+{
+	struct pauses *p = arg;
+	json_error_t jerr;
+	json_t *d;
+	const char *from, *to;
+
+	if (strcmp(ev->type, "state_changed") != 0 || ev->at < p->since)
+		return 0;
+	if ((d = json_loads(ev->detail, 0, &jerr)) == NULL)
+		return 0;
+	from = json_string_value(json_object_get(d, "from"));
+	to = json_string_value(json_object_get(d, "to"));
+	if (to != NULL && strcmp(to, "pending") == 0 &&
+	    (p->n == 0 || p->v[p->n - 1].to != 0) &&
+	    p->n < SCHED_MAX_PAUSES)
+		p->v[p->n++] = (struct sla_pause){ ev->at, 0 };
+	else if (from != NULL && strcmp(from, "pending") == 0 && p->n > 0 &&
+	    p->v[p->n - 1].to == 0)
+		p->v[p->n - 1].to = ev->at;
+	json_decref(d);
+	return 0;
+}
+
+static int
+facts_of(struct store *st, const struct ticket *t, struct pauses *p,
+    struct sla_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->created_at = t->created_at;
+	f->first_response_at = t->first_response_at;
+	f->awaiting_since = t->awaiting_since;
+	f->resolution_start = t->resolution_start != 0 ? t->resolution_start :
+	    t->created_at;
+	f->resolved_at = t->state == TICKET_RESOLVED ||
+	    t->state == TICKET_CLOSED ? (t->resolved_at != 0 ? t->resolved_at :
+	    t->updated_at) : 0;
+	f->warned = t->sla_warned;
+	f->breached = t->sla_breached;
+	p->n = 0;
+	p->since = f->resolution_start;
+	if (t->id > 0 && store_event_list(st, t->id, pause_event, p) < 0)
+		return -1;
+	f->pauses = p->v;
+	f->n_pauses = p->n;
+	return 0;
+}
+
+int
+sched_clocks(struct store *st, const struct env *e, const struct ticket *t,
+    int64_t now, struct sla_clock_state *states)
+{
+	struct sla_policy pol;
+	struct sla_facts f;
+	struct pauses p;
+
+	memset(states, 0, SLA_N_CLOCKS * sizeof(*states));
+	if (env_sla(e, t->sla, &pol, NULL) < 0)
+		return 1;
+	if (facts_of(st, t, &p, &f) < 0)
+		return -1;
+	sla_evaluate(&pol, &f, now, states);
+	return 0;
+}
+
+static int
+active(const struct ticket *t)
+{
+	return t->state == TICKET_NEW || t->state == TICKET_OPEN;
+}
+
+/* When the next `update` to an escalated ticket's customer is due, or 0. */
+static int64_t
+update_due(const struct ticket *t, const struct sla_policy *pol,
+    int64_t customer_update)
+{
+	int64_t anchor = t->level_since;
+
+	if (t->level < 2 || !active(t) || customer_update <= 0 ||
+	    t->reply_url == NULL)
+		return 0;
+	if (t->last_public_at > anchor)
+		anchor = t->last_public_at;
+	if (t->last_update_at > anchor)
+		anchor = t->last_update_at;
+	return calendar_add(pol->calendar, anchor, customer_update);
+}
+
+static void
+earliest(int64_t *next, int64_t at)
+{
+	if (at > 0 && (*next == 0 || at < *next))
+		*next = at;
+}
+
+int
+sched_plan(struct store *st, const struct env *e, struct ticket *t,
+    int64_t now)
+{
+	struct sla_clock_state s[SLA_N_CLOCKS];
+	struct sla_policy pol;
+	struct sla_facts f;
+	struct pauses p;
+	int64_t cu = 0, next = 0;
+	const struct ladder *l = env_ladder(e, t->ladder);
+
+	t->due_first_response = t->due_next_update = t->due_resolution = 0;
+	t->next_due_at = 0;
+	if (env_sla(e, t->sla, &pol, &cu) < 0)
+		return 0;	/* no SLA: nothing ever due */
+	if (facts_of(st, t, &p, &f) < 0)
+		return -1;
+	sla_evaluate(&pol, &f, now, s);
+	if (s[SLA_FIRST_RESPONSE].status == SLA_RUNNING)
+		t->due_first_response = s[SLA_FIRST_RESPONSE].due_at;
+	if (s[SLA_NEXT_UPDATE].status == SLA_RUNNING)
+		t->due_next_update = s[SLA_NEXT_UPDATE].due_at;
+	if (s[SLA_RESOLUTION].status == SLA_RUNNING)
+		t->due_resolution = s[SLA_RESOLUTION].due_at;
+	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
+		return 0;
+	next = sla_next_due(s, &f);
+	if (l != NULL && active(t))
+		earliest(&next, ladder_next_step(l, pol.calendar, t->level,
+		    t->level_since != 0 ? t->level_since : t->created_at));
+	earliest(&next, update_due(t, &pol, cu));
+	t->next_due_at = next;
+	return 0;
+}
+
+int
+sched_escalate(struct store *st, const struct env *e, struct ticket *t,
+    int to, const char *why, const char *actor, int tell_customer,
+    int64_t now, char *error, size_t error_len)
+{
+	const char *team = env_level_team(e, t->ladder, to);
+	char from_s[16], to_s[16];
+	int from = t->level;
+
+	if (team == NULL || to <= from) {
+		snprintf(error, error_len, "ESC-%lld cannot move from level %d "
+		    "to %d on ladder \"%s\"", (long long)t->id, from, to,
+		    t->ladder ? t->ladder : "");
+		return -1;
+	}
+	t->level = to;
+	t->level_since = now;
+	free(t->team);
+	t->team = strdup(team);
+	snprintf(from_s, sizeof(from_s), "%d", from);
+	snprintf(to_s, sizeof(to_s), "%d", to);
+	const char *extra[] = { "escalation.from", from_s, "escalation.to",
+	    to_s, "escalation.why", why, NULL };
+	if (store_event_add(st, t->id, now, "escalated", actor,
+	    json_pack("{s:i, s:i, s:s, s:s}", "from", from, "to", to, "why",
+	    why, "team", team)) < 0) {
+		snprintf(error, error_len, "%s", store_error(st));
+		return -1;
+	}
+	if (outbound_notify(st, e->conf, now, t, "ticket.escalated",
+	    json_pack("{s:i, s:i, s:s}", "from", from, "to", to, "why", why),
+	    error, error_len) < 0)
+		return -1;
+	if (tell_customer && outbound_template(st, e->templates, now, t,
+	    "escalated", extra, error, error_len) < 0)
+		return -1;
+	log_info("ticket escalated", "ticket=%lld from=%d to=%d why=%s",
+	    (long long)t->id, from, to, log_q(why));
+	return 0;
+}
+
+static int
+sla_event(struct store *st, const struct env *e, struct ticket *t,
+    int64_t now, const char *type, const char *notify_event, int clock,
+    int64_t due, char *error, size_t error_len)
+{
+	char when[CLOCK_RFC3339_LEN];
+
+	clock_format(due, when);
+	if (store_event_add(st, t->id, now, type, "escalon",
+	    json_pack("{s:s, s:s}", "clock", sla_clock_name(clock), "due",
+	    when)) < 0) {
+		snprintf(error, error_len, "%s", store_error(st));
+		return -1;
+	}
+	log_info(type, "ticket=%lld clock=%s due=%s", (long long)t->id,
+	    sla_clock_name(clock), when);
+	return outbound_notify(st, e->conf, now, t, notify_event,
+	    json_pack("{s:s, s:s}", "clock", sla_clock_name(clock), "due",
+	    when), error, error_len);
+}
+
+int
+sched_fire(struct store *st, const struct env *e, struct ticket *t,
+    int64_t now, char *error, size_t error_len)
+{
+	struct sla_clock_state s[SLA_N_CLOCKS];
+	struct sla_policy pol;
+	struct sla_facts f;
+	struct pauses p;
+	int64_t cu = 0, at;
+	const struct ladder *l = env_ladder(e, t->ladder);
+	int stepped = 0;
+
+	if (env_sla(e, t->sla, &pol, &cu) < 0 ||
+	    t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
+		return sched_plan(st, e, t, now);
+	if (facts_of(st, t, &p, &f) < 0)
+		goto store_failed;
+	sla_evaluate(&pol, &f, now, s);
+	for (int c = 0; c < SLA_N_CLOCKS; c++) {
+		unsigned bit = SLA_BIT(c);
+		if (s[c].status != SLA_RUNNING)
+			continue;
+		if (!(t->sla_warned & bit) && s[c].warn_at <= now) {
+			t->sla_warned |= bit;
+			if (sla_event(st, e, t, now, "sla_warning",
+			    "sla.warning", c, s[c].due_at, error,
+			    error_len) < 0)
+				return -1;
+		}
+		if (!(t->sla_breached & bit) && s[c].due_at <= now) {
+			t->sla_breached |= bit;
+			if (sla_event(st, e, t, now, "sla_breached",
+			    "sla.breached", c, s[c].due_at, error,
+			    error_len) < 0)
+				return -1;
+			if (l != NULL && !stepped && active(t) &&
+			    ladder_steps_on_breach(l, t->level, bit)) {
+				char why[64];
+				snprintf(why, sizeof(why), "%s breached",
+				    sla_clock_name(c));
+				if (sched_escalate(st, e, t, t->level + 1, why,
+				    "escalon", 1, now, error, error_len) < 0)
+					return -1;
+				stepped = 1;
+			}
+		}
+	}
+	if (l != NULL && !stepped && active(t) &&
+	    (at = ladder_next_step(l, pol.calendar, t->level,
+	    t->level_since != 0 ? t->level_since : t->created_at)) > 0 &&
+	    at <= now) {
+		char why[64];
+		snprintf(why, sizeof(why), "time at level %d", t->level);
+		if (sched_escalate(st, e, t, t->level + 1, why, "escalon", 1,
+		    now, error, error_len) < 0)
+			return -1;
+	}
+	at = update_due(t, &pol, cu);
+	if (at > 0 && at <= now) {
+		t->last_update_at = now;
+		if (outbound_template(st, e->templates, now, t, "update", NULL,
+		    error, error_len) < 0 ||
+		    store_event_add(st, t->id, now, "update_sent", "escalon",
+		    NULL) < 0)
+			goto store_failed;
+	}
+	if (sched_plan(st, e, t, now) < 0)
+		goto store_failed;
+	return 0;
+store_failed:
+	if (error[0] == '\0')
+		snprintf(error, error_len, "%s", store_error(st));
+	return -1;
+}
