@@ -14,8 +14,9 @@
 
 #include "log.h"
 #include "outbound.h"
+#include "scheduler.h"
 
-typedef int act_fn(struct store *st, const struct conf *c, int64_t now,
+typedef int act_fn(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r);
 
@@ -75,7 +76,7 @@ need_text(const struct act *a, struct act_result *r, const char *what)
 }
 
 static int
-do_reply(struct store *st, const struct conf *c, int64_t now,
+do_reply(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
@@ -89,21 +90,24 @@ do_reply(struct store *st, const struct conf *c, int64_t now,
 		return -1;
 	if (t->first_response_at == 0)
 		t->first_response_at = now;
+	/* A public reply answers whatever the customer was waiting on. */
+	t->awaiting_since = 0;
+	t->last_public_at = now;
 	if (add_message(st, t, now, "out", author, a->text) < 0 ||
 	    store_event_add(st, t->id, now, "replied", author,
 	    json_pack("{s:s}", "author", author)) < 0 ||
-	    outbound_reply(st, c, now, t, a->text, r->message,
+	    outbound_reply(st, e->conf, now, t, a->text, r->message,
 	    sizeof(r->message)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: reply recorded", (long long)t->id);
 }
 
 static int
-do_note(struct store *st, const struct conf *c, int64_t now,
+do_note(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
-	(void)c;
+	(void)e;
 	if (need_text(a, r, "the note") < 0)
 		return -1;
 	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
@@ -127,7 +131,7 @@ root_cause(struct store *st, struct ticket *t, int64_t now,
 }
 
 static int
-do_resolve(struct store *st, const struct conf *c, int64_t now,
+do_resolve(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
@@ -139,7 +143,7 @@ do_resolve(struct store *st, const struct conf *c, int64_t now,
 		return -1;
 	t->resolved_at = now;
 	if (set_state(st, t, now, TICKET_RESOLVED, author) < 0 ||
-	    outbound_notify(st, c, now, t, "ticket.resolved",
+	    outbound_notify(st, e->conf, now, t, "ticket.resolved",
 	    json_pack("{s:s?, s:s}", "cause", t->root_cause, "by", author),
 	    r->message, sizeof(r->message)) < 0)
 		return -1;
@@ -147,11 +151,11 @@ do_resolve(struct store *st, const struct conf *c, int64_t now,
 }
 
 static int
-do_pending(struct store *st, const struct conf *c, int64_t now,
+do_pending(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
-	(void)c;
+	(void)e;
 	(void)a;
 	if (t->state == TICKET_PENDING)
 		return result(r, ACT_BAD_INPUT, "ESC-%lld is already pending",
@@ -166,7 +170,7 @@ do_pending(struct store *st, const struct conf *c, int64_t now,
 }
 
 static int
-do_severity(struct store *st, const struct conf *c, int64_t now,
+do_severity(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
@@ -185,8 +189,8 @@ do_severity(struct store *st, const struct conf *c, int64_t now,
 	free(t->severity);
 	t->severity = strdup(a->text);
 	/* The ticket moves to that severity's SLA (or its queue's). */
-	cs = conf_severity(c, a->text);
-	q = conf_queue(c, t->queue);
+	cs = conf_severity(e->conf, a->text);
+	q = conf_queue(e->conf, t->queue);
 	const char *sla = cs != NULL && cs->sla != NULL ? cs->sla :
 	    q != NULL ? q->sla : t->sla;
 	if (sla != NULL && (t->sla == NULL || strcmp(sla, t->sla) != 0)) {
@@ -201,11 +205,12 @@ do_severity(struct store *st, const struct conf *c, int64_t now,
 }
 
 static int
-do_assign(struct store *st, const struct conf *c, int64_t now,
+do_assign(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
-	const struct conf_agent *ag = a->text ? conf_agent(c, a->text) : NULL;
+	const struct conf_agent *ag = a->text ? conf_agent(e->conf, a->text) :
+	    NULL;
 
 	if (ag == NULL)
 		return result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
@@ -223,11 +228,11 @@ do_assign(struct store *st, const struct conf *c, int64_t now,
 }
 
 static int
-do_rootcause(struct store *st, const struct conf *c, int64_t now,
+do_rootcause(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
     struct act_result *r)
 {
-	(void)c;
+	(void)e;
 	if (need_text(a, r, "the root cause") < 0)
 		return -1;
 	if (root_cause(st, t, now, author, a->text) < 0)
@@ -239,10 +244,38 @@ do_rootcause(struct store *st, const struct conf *c, int64_t now,
 	    (long long)t->id);
 }
 
+static int
+do_escalate(struct store *st, const struct env *e, int64_t now,
+    const struct act *a, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	const struct ladder *l = env_ladder(e, t->ladder);
+	char why[256];
+
+	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
+		return result(r, ACT_BAD_INPUT, "ESC-%lld is %s",
+		    (long long)t->id, ticket_state_name(t->state));
+	if (l == NULL || (size_t)t->level >= l->n)
+		return result(r, ACT_BAD_INPUT, "ESC-%lld is already at the "
+		    "top of its ladder (level %d)", (long long)t->id,
+		    t->level);
+	snprintf(why, sizeof(why), "%s", a->text != NULL && a->text[0] ?
+	    a->text : "asked by an agent");
+	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
+	    author) < 0)
+		return -1;
+	if (sched_escalate(st, e, t, t->level + 1, why, author, 1, now,
+	    r->message, sizeof(r->message)) < 0)
+		return -1;
+	return result(r, ACT_OK, "ESC-%lld: escalated to level %d (%s)",
+	    (long long)t->id, t->level, t->team);
+}
+
 static const struct {
 	const char *verb;
 	act_fn *fn;
 } table[] = {
+	{ "escalate", do_escalate },
 	{ "reply", do_reply },
 	{ "note", do_note },
 	{ "resolve", do_resolve },
@@ -262,7 +295,7 @@ acts_known(const char *verb)
 }
 
 int
-acts_run(struct store *st, const struct conf *c, int64_t now,
+acts_run(struct store *st, const struct env *e, int64_t now,
     const struct act *a, struct act_result *r)
 {
 	act_fn *fn = NULL;
@@ -279,7 +312,7 @@ acts_run(struct store *st, const struct conf *c, int64_t now,
 		return r->code;
 	}
 	if (a->agent != NULL) {
-		const struct conf_agent *ag = conf_agent(c, a->agent);
+		const struct conf_agent *ag = conf_agent(e->conf, a->agent);
 		if (ag == NULL) {
 			result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
 			    "configured", a->agent);
@@ -302,13 +335,14 @@ acts_run(struct store *st, const struct conf *c, int64_t now,
 		    (long long)a->ticket_id);
 		return r->code;
 	}
-	if (fn(st, c, now, a, author, &t, r) < 0) {
+	if (fn(st, e, now, a, author, &t, r) < 0) {
 		if (r->code != ACT_OK)
 			goto refused;
 		goto fail;
 	}
 	t.updated_at = now;
-	if (store_ticket_update(st, &t) < 0 || store_commit(st) < 0)
+	if (sched_plan(st, e, &t, now) < 0 || store_ticket_update(st, &t) < 0 ||
+	    store_commit(st) < 0)
 		goto fail;
 	log_info("ticket act", "ticket=%lld act=%s by=%s", (long long)t.id,
 	    a->verb, log_q(author));

@@ -9,16 +9,16 @@
 
 #include <stdint.h>
 
-#include "conf.h"
+#include "env.h"
 #include "store.h"
 
 struct act {
 	const char *verb;	/* reply, note, resolve, pending, severity,
-				   assign, rootcause */
+				   assign, rootcause, escalate */
 	int64_t ticket_id;
 	const char *agent;	/* --as AGENT (a configured agent) or NULL */
 	const char *user;	/* who ran it, when no agent is named */
-	const char *text;	/* message, cause, level or agent name */
+	const char *text;	/* message, cause, level, agent name or why */
 };
 
 #define ACT_OK 0
@@ -37,7 +37,7 @@ int acts_known(const char *verb);
  * Runs the act in its own transaction, with the messages it causes queued
  * in the outbox. Returns r->code.
  */
-int acts_run(struct store *st, const struct conf *c, int64_t now,
+int acts_run(struct store *st, const struct env *e, int64_t now,
     const struct act *a, struct act_result *r);
 
 #endif

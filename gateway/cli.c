@@ -19,6 +19,8 @@
 #include "clock.h"
 #include "control.h"
 #include "outbox.h"
+#include "scheduler.h"
+#include "sla.h"
 #include "store.h"
 
 #define CLI_MAX_TEXT (8u << 20)
@@ -113,8 +115,9 @@ list_row(const struct ticket *t, void *arg)
 }
 
 int
-cli_tickets(const struct conf *c, int argc, char **argv)
+cli_tickets(const struct env *e, int argc, char **argv)
 {
+	const struct conf *c = e->conf;
 	struct ticket_filter f = { 0 };
 	struct list_ctx ctx = { 0 };
 	struct store *st;
@@ -189,19 +192,62 @@ event_row(const struct event *e, void *arg)
 	return 0;
 }
 
+static int
+tag_row(const char *tag, void *arg)
+{
+	json_array_append_new(arg, json_string(tag));
+	return 0;
+}
+
+static const char *const clock_status[] = { "idle", "running", "paused",
+    "stopped" };
+
+/* Each SLA clock: its state, due and warning instants, open time used. */
 static json_t *
-show_json(struct store *st, const struct ticket *t)
+clocks_json(struct store *st, const struct env *e, const struct ticket *t)
+{
+	struct sla_clock_state s[SLA_N_CLOCKS];
+	json_t *o = json_object();
+
+	if (sched_clocks(st, e, t, clock_now(&clock_system), s) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	for (int c = 0; c < SLA_N_CLOCKS; c++) {
+		unsigned bit = SLA_BIT(c);
+		json_object_set_new(o, sla_clock_name(c), json_pack(
+		    "{s:s, s:o, s:o, s:I, s:b, s:b}",
+		    "state", clock_status[s[c].status],
+		    "due", time_json(s[c].due_at),
+		    "warn_at", time_json(s[c].warn_at),
+		    "elapsed_s", (json_int_t)s[c].elapsed,
+		    "warned", (t->sla_warned & bit) != 0,
+		    "breached", (t->sla_breached & bit) != 0));
+	}
+	return o;
+}
+
+static json_t *
+show_json(struct store *st, const struct env *e, const struct ticket *t)
 {
 	json_t *o = ticket_json(t), *msgs = json_array(),
-	    *events = json_array();
+	    *events = json_array(), *tags = json_array(), *clocks;
 
 	if (store_message_list(st, t->id, message_row, msgs) < 0 ||
-	    store_event_list(st, t->id, event_row, events) < 0) {
+	    store_event_list(st, t->id, event_row, events) < 0 ||
+	    store_ticket_tags(st, t->id, tag_row, tags) < 0 ||
+	    (clocks = clocks_json(st, e, t)) == NULL) {
 		json_decref(o);
 		json_decref(msgs);
 		json_decref(events);
+		json_decref(tags);
 		return NULL;
 	}
+	json_object_set_new(o, "tags", tags);
+	json_object_set_new(o, "clocks", clocks);
+	json_object_set_new(o, "ladder", t->ladder ? json_string(t->ladder) :
+	    json_null());
+	json_object_set_new(o, "next_due_at", time_json(t->next_due_at));
 	json_object_del(o, "customer_address");
 	json_object_set_new(o, "customer", json_pack("{s:s?, s:s, s:s}",
 	    "name", t->customer_name, "address", t->customer_address,
@@ -278,8 +324,9 @@ show_text(const json_t *o, const struct ticket *t)
 }
 
 int
-cli_show(const struct conf *c, int argc, char **argv)
+cli_show(const struct env *e, int argc, char **argv)
 {
+	const struct conf *c = e->conf;
 	struct store *st = NULL;
 	struct ticket t = { 0 };
 	int64_t id = 0;
@@ -310,7 +357,7 @@ cli_show(const struct conf *c, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if ((o = show_json(st, &t)) == NULL) {
+	if ((o = show_json(st, e, &t)) == NULL) {
 		fprintf(stderr, "escalon: %s\n", store_error(st));
 		goto out;
 	}
@@ -386,8 +433,9 @@ login_name(void)
 }
 
 int
-cli_act(const struct conf *c, int argc, char **argv)
+cli_act(const struct env *e, int argc, char **argv)
 {
+	const struct conf *c = e->conf;
 	struct act a = { .verb = argv[0], .user = login_name() };
 	struct act_result r = { 0 };
 	char *text = NULL, *error = NULL;
@@ -408,7 +456,8 @@ cli_act(const struct conf *c, int argc, char **argv)
 	/* Words each act takes after the ticket id. */
 	if (strcmp(a.verb, "pending") == 0)
 		min_words = 0, max_words = 0;
-	else if (strcmp(a.verb, "resolve") == 0)
+	else if (strcmp(a.verb, "resolve") == 0 ||
+	    strcmp(a.verb, "escalate") == 0)
 		min_words = 0, max_words = argc;
 	else if (strcmp(a.verb, "severity") == 0 ||
 	    strcmp(a.verb, "assign") == 0)
@@ -448,7 +497,7 @@ cli_act(const struct conf *c, int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		acts_run(st, c, clock_now(&clock_system), &a, &r);
+		acts_run(st, e, clock_now(&clock_system), &a, &r);
 		store_close(&st);
 	}
 	if (r.code == ACT_OK)
@@ -545,8 +594,9 @@ outbox_retry_cli(const struct conf *c, int64_t id)
 }
 
 int
-cli_outbox(const struct conf *c, int argc, char **argv)
+cli_outbox(const struct env *e, int argc, char **argv)
 {
+	const struct conf *c = e->conf;
 	struct outbox_ctx ctx = { 0 };
 	struct store *st;
 	int json = 0, dead = 0, rc = 0;

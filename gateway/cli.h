@@ -6,13 +6,13 @@
 #ifndef ESCALON_CLI_H
 #define ESCALON_CLI_H
 
-#include "conf.h"
+#include "env.h"
 
-int cli_tickets(const struct conf *c, int argc, char **argv);
-int cli_show(const struct conf *c, int argc, char **argv);
+int cli_tickets(const struct env *e, int argc, char **argv);
+int cli_show(const struct env *e, int argc, char **argv);
 /* outbox [--dead] [--retry ID] [--json] */
-int cli_outbox(const struct conf *c, int argc, char **argv);
+int cli_outbox(const struct env *e, int argc, char **argv);
 /* argv[0] is the act's verb. */
-int cli_act(const struct conf *c, int argc, char **argv);
+int cli_act(const struct env *e, int argc, char **argv);
 
 #endif

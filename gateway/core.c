@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acts.h"
@@ -30,10 +31,11 @@
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
+#include "env.h"
 #include "outbox.h"
+#include "scheduler.h"
 #include "sender.h"
 #include "store.h"
-#include "tmplset.h"
 #include "webhook.h"
 
 #define CORE_CONNECTION_LIMIT 1024
@@ -42,8 +44,9 @@
 
 struct core {
 	char *config_path;
-	struct conf *conf;
-	struct tmplset *templates;	/* loaded with conf, swapped with it */
+	struct env *env;		/* config, templates, rules: swapped
+					   whole on reload */
+	const struct conf *conf;	/* env->conf */
 	const struct clock *clock;
 	struct loop *loop;
 	struct store *store;
@@ -55,8 +58,143 @@ struct core {
 	int stopping;
 	struct loop_timer *stop_timer;
 	struct loop_timer *commit_timer;	/* set while the batch waits */
+	struct loop_timer *sched_timer;		/* the next due ticket */
 	char *secret;
 };
+
+/* --- the scheduler: SLA clocks and ladder steps ------------------------- */
+
+#define SCHED_BATCH 500		/* due tickets per transaction */
+#define SCHED_MAX_BATCHES 20	/* per wake-up, so HTTP stays responsive */
+
+static void sched_arm(struct core *core);
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Fire one batch of due tickets; returns how many, or -1. */
+static int
+sched_batch(struct core *core, int64_t now)
+{
+	int64_t ids[SCHED_BATCH];
+	int n = 0;
+
+	if (store_due_tickets(core->store, now, SCHED_BATCH, ids, &n) < 0 ||
+	    n == 0)
+		return n == 0 ? 0 : -1;
+	if (store_begin(core->store) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct ticket t;
+		char error[200] = "";
+		if (store_ticket_get(core->store, ids[i], &t) != 1)
+			goto fail;
+		if (sched_fire(core->store, core->env, &t, now, error,
+		    sizeof(error)) < 0) {
+			/* Look again in a minute rather than spin on it. */
+			log_error("scheduled step failed", "ticket=%lld "
+			    "error=%s", (long long)t.id, log_q(error));
+			t.next_due_at = now + 60;
+		}
+		int rc = store_ticket_update(core->store, &t);
+		ticket_release(&t);
+		if (rc < 0)
+			goto fail;
+	}
+	if (store_commit(core->store) < 0)
+		goto fail;
+	return n;
+fail:
+	log_error("scheduler: store failed", "error=%s",
+	    log_q(store_error(core->store)));
+	store_rollback(core->store);
+	return -1;
+}
+
+static void
+on_sched(struct loop *l, void *arg)
+{
+	struct core *core = arg;
+	int64_t now = clock_now(core->clock);
+	int n = 0, batches = 0;
+
+	(void)l;
+	core->sched_timer = NULL;
+	while (batches++ < SCHED_MAX_BATCHES &&
+	    (n = sched_batch(core, now)) == SCHED_BATCH)
+		;
+	sender_kick(core->sender);
+	if (n < 0) {
+		core->sched_timer = loop_timer_add(core->loop, 5000, on_sched,
+		    core);
+		return;
+	}
+	sched_arm(core);
+}
+
+/* Sleep until the earliest next_due_at of all tickets. */
+static void
+sched_arm(struct core *core)
+{
+	int64_t at;
+	int rc = store_next_due(core->store, &at);
+
+	loop_timer_cancel(core->loop, &core->sched_timer);
+	if (rc < 0) {
+		core->sched_timer = loop_timer_add(core->loop, 5000, on_sched,
+		    core);
+		return;
+	}
+	if (rc == 0)
+		return;
+	int64_t ms = at * 1000 - now_ms();
+	core->sched_timer = loop_timer_add(core->loop, ms > 0 ? ms + 5 : 0,
+	    on_sched, core);
+}
+
+/*
+ * After a reload targets and calendars may differ: plan every unresolved
+ * ticket again. (Touches all open tickets: a reload is rare.)
+ */
+static void
+sched_replan(struct core *core)
+{
+	int64_t now = clock_now(core->clock);
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	if (store_open_ticket_ids(core->store, &ids, &n) < 0 ||
+	    store_begin(core->store) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct ticket t;
+		if (store_ticket_get(core->store, ids[i], &t) != 1)
+			goto rollback;
+		int rc = sched_plan(core->store, core->env, &t, now) < 0 ||
+		    store_ticket_update(core->store, &t) < 0;
+		ticket_release(&t);
+		if (rc)
+			goto rollback;
+	}
+	if (store_commit(core->store) < 0)
+		goto rollback;
+	free(ids);
+	sched_arm(core);
+	return;
+rollback:
+	store_rollback(core->store);
+fail:
+	log_error("scheduler: cannot plan tickets", "error=%s",
+	    log_q(store_error(core->store)));
+	free(ids);
+	sched_arm(core);
+}
 
 /* --- group commit ----------------------------------------------------- */
 
@@ -65,9 +203,10 @@ commit_batch(struct core *core)
 {
 	if (ingest_batch_len(core->batch) == 0)
 		return;
-	ingest_batch_commit(core->batch, core->store, core->conf,
-	    core->templates, clock_now(core->clock));
+	ingest_batch_commit(core->batch, core->store, core->env,
+	    clock_now(core->clock));
 	sender_kick(core->sender);
+	sched_arm(core);
 }
 
 static void
@@ -211,9 +350,11 @@ on_control(json_t *req, void *arg)
 		return answer(ACT_BAD_INPUT,
 		    "not a control request this gateway knows");
 	a.ticket_id = ticket;
-	acts_run(core->store, core->conf, clock_now(core->clock), &a, &r);
-	if (r.code == ACT_OK)
+	acts_run(core->store, core->env, clock_now(core->clock), &a, &r);
+	if (r.code == ACT_OK) {
 		sender_kick(core->sender);
+		sched_arm(core);
+	}
 	return answer(r.code, r.message);
 }
 
@@ -244,21 +385,18 @@ static void
 reload(struct core *core)
 {
 	char *error = NULL;
-	struct conf *next = conf_load(core->config_path, &error);
-	struct tmplset *ts = next != NULL ?
-	    tmplset_load(next->templates, &error) : NULL;
+	struct env *next = env_load(core->config_path, &error);
 
-	if (ts == NULL) {
+	if (next == NULL) {
 		log_error("config reload refused, keeping the running config",
 		    "error=%s", log_q(error));
 		free(error);
-		conf_free(&next);
 		return;
 	}
 	const char *fixed[][2] = {
-		{ core->conf->listen, next->listen },
-		{ core->conf->store, next->store },
-		{ core->conf->control_socket, next->control_socket },
+		{ core->conf->listen, next->conf->listen },
+		{ core->conf->store, next->conf->store },
+		{ core->conf->control_socket, next->conf->control_socket },
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (strcmp(fixed[i][0], fixed[i][1]) != 0)
@@ -267,14 +405,15 @@ reload(struct core *core)
 			    "running=%s new=%s", log_q(fixed[i][0]),
 			    log_q(fixed[i][1]));
 	/* Queued messages (in the batch) hold copies, never conf pointers. */
-	sender_set_conf(core->sender, next);
-	conf_free(&core->conf);
-	tmplset_free(&core->templates);
-	core->conf = next;
-	core->templates = ts;
+	sender_set_conf(core->sender, next->conf);
+	env_free(&core->env);
+	core->env = next;
+	core->conf = next->conf;
 	log_info("config reloaded", "file=%s webhooks=%zu queues=%zu",
-	    log_q(core->config_path), next->n_webhooks, next->n_queues);
+	    log_q(core->config_path), core->conf->n_webhooks,
+	    core->conf->n_queues);
 	sender_kick(core->sender);
+	sched_replan(core);
 }
 
 static void
@@ -326,10 +465,10 @@ core_release(struct core *core)
 		close(core->sigfd);
 	loop_timer_cancel(core->loop, &core->stop_timer);
 	loop_timer_cancel(core->loop, &core->commit_timer);
+	loop_timer_cancel(core->loop, &core->sched_timer);
 	loop_free(&core->loop);
 	store_close(&core->store);
-	tmplset_free(&core->templates);
-	conf_free(&core->conf);
+	env_free(&core->env);
 	free(core->secret);
 	free(core->config_path);
 }
@@ -347,18 +486,12 @@ core_run(const char *config_path)
 	int rc = 2;
 
 	core.config_path = strdup(config_path);
-	core.conf = conf_load(config_path, &error);
-	if (core.conf == NULL) {
+	if ((core.env = env_load(config_path, &error)) == NULL) {
 		fprintf(stderr, "%s\n", error);
 		rc = 1;
 		goto out;
 	}
-	if ((core.templates = tmplset_load(core.conf->templates,
-	    &error)) == NULL) {
-		fprintf(stderr, "%s\n", error);
-		rc = 1;
-		goto out;
-	}
+	core.conf = core.env->conf;
 	if ((core.store = store_open(core.conf->store, 0, &error)) == NULL) {
 		log_error("cannot open the store", "error=%s", log_q(error));
 		goto out;
@@ -401,6 +534,7 @@ core_run(const char *config_path)
 		log_error("cannot start HTTP", "error=%s", log_q(error));
 		goto out;
 	}
+	sched_replan(&core);
 	log_info("escalon running", "listen=%s store=%s webhooks=%zu "
 	    "pid=%ld", log_q(core.conf->listen), log_q(core.conf->store),
 	    core.conf->n_webhooks, (long)getpid());

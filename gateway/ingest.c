@@ -20,8 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ladder.h"
 #include "log.h"
 #include "outbound.h"
+#include "rules.h"
+#include "scheduler.h"
+#include "sla.h"
 
 #define MAIL_SCOPE "mail"
 
@@ -105,32 +109,91 @@ add_thread_keys(struct store *st, const struct inbound_msg *m, int64_t id)
 	return 0;
 }
 
-static int
-new_ticket(struct store *st, const struct conf *c, const struct tmplset *ts,
-    int64_t now, const struct inbound_msg *m, int64_t linked_to,
-    struct ingest_result *r)
+/* What the routing rules see of a message (and of its ticket). */
+static void
+rule_input_of(const struct inbound_msg *m, const char *severity,
+    const char *queue, struct rule_input *in)
 {
-	const struct conf_queue *q = conf_queue(c, m->queue);
-	const char *sev = m->severity != NULL ? m->severity : "normal";
-	const struct conf_severity *cs = conf_severity(c, sev);
-	struct ticket t = { 0 };
-	json_t *detail;
+	memset(in, 0, sizeof(*in));
+	in->channel = channel_name(m->channel);
+	in->from = m->from_email != NULL ? m->from_email : m->from_address;
+	in->subject = m->subject;
+	in->body = m->body != NULL ? m->body : m->html_text;
+	in->severity = severity;
+	in->queue = queue;
+	in->customer = m->from_address;
+}
 
+static int
+rule_events(struct store *st, int64_t id, int64_t now,
+    const struct rule_outcome *out)
+{
+	for (size_t i = 0; i < out->n_fired; i++)
+		if (store_event_add(st, id, now, "rule", "escalon",
+		    json_pack("{s:s}", "rule", out->fired[i])) < 0)
+			return -1;
+	return 0;
+}
+
+/* A severity's start_level places the ticket on the ladder at once. */
+static int
+start_level(struct store *st, const struct env *e, struct ticket *t,
+    int64_t now, char *error, size_t error_len)
+{
+	const struct conf_severity *cs = conf_severity(e->conf, t->severity);
+	const struct ladder *l = env_ladder(e, t->ladder);
+	char why[96];
+
+	if (cs == NULL || l == NULL)
+		return 0;
+	int to = ladder_start_level(l, cs->start_level);
+	if (to <= t->level)
+		return 0;
+	snprintf(why, sizeof(why), "severity %s starts at level %d",
+	    t->severity, to);
+	return sched_escalate(st, e, t, to, why, "escalon", 0, now, error,
+	    error_len);
+}
+
+static int
+new_ticket(struct store *st, const struct env *e, int64_t now,
+    const struct inbound_msg *m, int64_t linked_to, struct ingest_result *r)
+{
+	const struct conf *c = e->conf;
+	const char *sev = m->severity != NULL ? m->severity : "normal";
+	struct rule_outcome out = { 0 };
+	struct rule_input in;
+	struct ticket t = { 0 }, saved = { 0 };
+	json_t *detail;
+	int rc = -1;
+
+	rule_input_of(m, sev, m->queue, &in);
+	if (rules_apply(e->rules, &in, RULES_CREATE, &out) < 0) {
+		snprintf(r->error, sizeof(r->error), "routing rules failed");
+		return -1;
+	}
+	const struct conf_queue *q = conf_queue(c, out.queue != NULL ?
+	    out.queue : m->queue);
+	if (out.severity != NULL)
+		sev = out.severity;
+	const struct conf_severity *cs = conf_severity(c, sev);
 	if (q == NULL) {
 		snprintf(r->error, sizeof(r->error),
 		    "queue \"%s\" is not configured", m->queue);
-		return -1;
+		goto out;
 	}
 	t.state = TICKET_NEW;
 	t.severity = (char *)sev;
 	t.queue = q->name;
-	t.team = q->team;
-	t.sla = cs != NULL && cs->sla != NULL ? cs->sla : q->sla;
+	t.team = (char *)(out.team != NULL ? out.team : q->team);
+	/* A rule's sla wins over the severity's, which wins over the
+	 * queue's. */
+	t.sla = (char *)(out.sla != NULL ? out.sla :
+	    cs != NULL && cs->sla != NULL ? cs->sla : q->sla);
 	t.ladder = q->ladder;
 	t.level = 1;
 	t.channel = (char *)channel_name(m->channel);
 	t.source = m->source;
-	t.customer_id = 0;
 	t.customer_scope = m->from_scope;
 	t.customer_address = m->from_address;
 	t.customer_name = m->from_name;
@@ -139,52 +202,114 @@ new_ticket(struct store *st, const struct conf *c, const struct tmplset *ts,
 	t.reply_url = m->reply_url;
 	t.linked_to = linked_to;
 	t.created_at = t.updated_at = t.last_customer_at = now;
+	t.resolution_start = t.level_since = now;
 	if (store_customer_identify(st, t.channel, m->from_scope,
 	    m->from_address, m->from_name, m->from_email, now,
 	    &t.customer_id) < 0 ||
 	    store_ticket_insert(st, &t) < 0)
-		return -1;
+		goto out;
 	detail = json_pack("{s:s, s:s, s:s}", "channel", t.channel, "source",
 	    m->source, "queue", t.queue);
 	if (linked_to > 0)
 		json_object_set_new(detail, "follows", json_integer(linked_to));
 	if (store_event_add(st, t.id, now, "created", "customer", detail) < 0 ||
+	    rule_events(st, t.id, now, &out) < 0 ||
 	    add_thread_keys(st, m, t.id) < 0)
-		return -1;
+		goto out;
+	for (size_t i = 0; i < out.n_tags; i++)
+		if (store_ticket_tag_add(st, t.id, out.tags[i]) < 0)
+			goto out;
+	/* From here on, the stored ticket (owned strings) is the one. */
+	if (store_ticket_get(st, t.id, &saved) != 1 ||
+	    start_level(st, e, &saved, now, r->error, sizeof(r->error)) < 0 ||
+	    sched_plan(st, e, &saved, now) < 0)
+		goto out;
 	const char *extra[] = { "message.body", m->body, NULL };
-	if (outbound_template(st, ts, now, &t, "ack", extra, r->error,
-	    sizeof(r->error)) < 0 ||
-	    outbound_notify(st, c, now, &t, "ticket.created",
-	    json_pack("{s:s, s:s}", "channel", t.channel, "source", t.source),
-	    r->error, sizeof(r->error)) < 0)
-		return -1;
+	if (outbound_template(st, e->templates, now, &saved, "ack", extra,
+	    r->error, sizeof(r->error)) < 0 ||
+	    outbound_notify(st, c, now, &saved, "ticket.created",
+	    json_pack("{s:s, s:s}", "channel", saved.channel, "source",
+	    saved.source), r->error, sizeof(r->error)) < 0 ||
+	    store_ticket_update(st, &saved) < 0)
+		goto out;
 	r->ticket_id = t.id;
 	r->created = 1;
-	return 0;
+	rc = 0;
+out:
+	ticket_release(&saved);
+	rule_outcome_release(&out);
+	return rc;
+}
+
+/* Severity keywords in a follow-up raise a ticket's severity. */
+static int
+follow_up_rules(struct store *st, const struct env *e, int64_t now,
+    struct ticket *t, const struct inbound_msg *m, struct ingest_result *r)
+{
+	struct rule_outcome out = { 0 };
+	struct rule_input in;
+	int rc = -1;
+
+	rule_input_of(m, t->severity, t->queue, &in);
+	if (rules_apply(e->rules, &in, RULES_FOLLOW_UP, &out) < 0) {
+		snprintf(r->error, sizeof(r->error), "routing rules failed");
+		return -1;
+	}
+	if (out.severity != NULL && strcmp(out.severity, t->severity) != 0) {
+		const struct conf_severity *cs = conf_severity(e->conf,
+		    out.severity);
+		const struct conf_queue *q = conf_queue(e->conf, t->queue);
+		if (store_event_add(st, t->id, now, "severity_changed",
+		    "escalon", json_pack("{s:s, s:s, s:s}", "from",
+		    t->severity, "to", out.severity, "why",
+		    out.n_fired > 0 ? out.fired[0] : "rule")) < 0 ||
+		    rule_events(st, t->id, now, &out) < 0)
+			goto out;
+		free(t->severity);
+		t->severity = strdup(out.severity);
+		const char *sla = cs != NULL && cs->sla != NULL ? cs->sla :
+		    q != NULL ? q->sla : NULL;
+		if (sla != NULL) {
+			free(t->sla);
+			t->sla = strdup(sla);
+		}
+		if (start_level(st, e, t, now, r->error,
+		    sizeof(r->error)) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	rule_outcome_release(&out);
+	return rc;
 }
 
 /* Reopen or un-pend t for a customer message; *fresh_r when too late. */
 static int
-follow_up(struct store *st, const struct conf *c, int64_t now,
-    struct ticket *t, int *fresh_r, struct ingest_result *r)
+follow_up(struct store *st, const struct env *e, int64_t now,
+    struct ticket *t, const struct inbound_msg *m, int *fresh_r,
+    struct ingest_result *r)
 {
 	enum ticket_state was = t->state;
 
 	*fresh_r = 0;
 	if (was == TICKET_CLOSED || (was == TICKET_RESOLVED &&
-	    now - t->resolved_at > c->reopen_within)) {
+	    now - t->resolved_at > e->conf->reopen_within)) {
 		*fresh_r = 1;
 		return 0;
 	}
 	if (was == TICKET_RESOLVED) {
 		t->state = TICKET_OPEN;
 		t->resolved_at = 0;
+		/* A new resolution cycle: its clock starts again. */
+		t->resolution_start = now;
+		t->sla_warned &= ~SLA_BIT(SLA_RESOLUTION);
+		t->sla_breached &= ~SLA_BIT(SLA_RESOLUTION);
 		if (state_event(st, t->id, now, was, t->state,
 		    "customer wrote") < 0 ||
 		    store_event_add(st, t->id, now, "reopened", "customer",
 		    NULL) < 0 ||
-		    outbound_notify(st, c, now, t, "ticket.reopened", NULL,
-		    r->error, sizeof(r->error)) < 0)
+		    outbound_notify(st, e->conf, now, t, "ticket.reopened",
+		    NULL, r->error, sizeof(r->error)) < 0)
 			return -1;
 	} else if (was == TICKET_PENDING) {
 		t->state = TICKET_OPEN;
@@ -192,15 +317,23 @@ follow_up(struct store *st, const struct conf *c, int64_t now,
 		    "customer wrote") < 0)
 			return -1;
 	}
+	/* After the first response, a customer message starts next_update. */
+	if (t->first_response_at != 0 && t->awaiting_since == 0) {
+		t->awaiting_since = now;
+		t->sla_warned &= ~SLA_BIT(SLA_NEXT_UPDATE);
+		t->sla_breached &= ~SLA_BIT(SLA_NEXT_UPDATE);
+	}
 	t->last_customer_at = now;
 	t->updated_at = now;
+	if (follow_up_rules(st, e, now, t, m, r) < 0 ||
+	    sched_plan(st, e, t, now) < 0)
+		return -1;
 	return store_ticket_update(st, t);
 }
 
 int
-ingest_message(struct store *st, const struct conf *c,
-    const struct tmplset *ts, int64_t now, const struct inbound_msg *m,
-    struct ingest_result *r)
+ingest_message(struct store *st, const struct env *e, int64_t now,
+    const struct inbound_msg *m, struct ingest_result *r)
 {
 	struct ticket t = { 0 };
 	int64_t id = 0;
@@ -222,7 +355,7 @@ ingest_message(struct store *st, const struct conf *c,
 	if (found && store_ticket_get(st, id, &t) != 1)
 		goto out;
 	if (found) {
-		if (follow_up(st, c, now, &t, &fresh, r) < 0)
+		if (follow_up(st, e, now, &t, m, &fresh, r) < 0)
 			goto out;
 		if (!fresh) {
 			int64_t cust;
@@ -237,8 +370,8 @@ ingest_message(struct store *st, const struct conf *c,
 				goto out;
 		}
 	}
-	if ((!found || fresh) && new_ticket(st, c, ts, now, m,
-	    fresh ? id : 0, r) < 0)
+	if ((!found || fresh) && new_ticket(st, e, now, m, fresh ? id : 0,
+	    r) < 0)
 		goto out;
 	struct message msg = {
 		.ticket_id = r->ticket_id,
@@ -342,7 +475,7 @@ fail_all(struct ingest_batch *b, const char *why)
 
 int
 ingest_batch_commit(struct ingest_batch *b, struct store *st,
-    const struct conf *c, const struct tmplset *ts, int64_t now)
+    const struct env *e, int64_t now)
 {
 	int rc = 0;
 
@@ -354,7 +487,7 @@ ingest_batch_commit(struct ingest_batch *b, struct store *st,
 		struct item *it = &b->items[i];
 		if (store_savepoint(st) < 0)
 			goto fail;
-		if (ingest_message(st, c, ts, now, it->msg, &it->result) < 0) {
+		if (ingest_message(st, e, now, it->msg, &it->result) < 0) {
 			log_warn("message not stored", "source=%s key=%s "
 			    "error=%s", log_q(it->msg->source),
 			    log_q(it->msg->dedupe_key),

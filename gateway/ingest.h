@@ -13,9 +13,8 @@
 #include <stdint.h>
 
 #include "channel.h"
-#include "conf.h"
+#include "env.h"
 #include "store.h"
-#include "tmplset.h"
 
 struct ingest_result {
 	int64_t ticket_id;
@@ -28,13 +27,12 @@ struct ingest_result {
 
 /*
  * One message, inside a transaction the caller holds, with what it must
- * send queued in the outbox (ts renders it; NULL only where nothing needs
- * rendering). 0, or -1 with r->error set (the caller rolls back to its
+ * send queued in the outbox, routed by the rules, its SLA and ladder
+ * planned (sched_plan). 0, or -1 with r->error set (the caller rolls back to its
  * savepoint).
  */
-int ingest_message(struct store *st, const struct conf *c,
-    const struct tmplset *ts, int64_t now, const struct inbound_msg *m,
-    struct ingest_result *r);
+int ingest_message(struct store *st, const struct env *e, int64_t now,
+    const struct inbound_msg *m, struct ingest_result *r);
 
 struct ingest_batch;
 typedef void ingest_done_cb(const struct ingest_result *r, void *arg);
@@ -53,6 +51,6 @@ size_t ingest_batch_len(const struct ingest_batch *b);
  * temporary=1 and nothing was stored).
  */
 int ingest_batch_commit(struct ingest_batch *b, struct store *st,
-    const struct conf *c, const struct tmplset *ts, int64_t now);
+    const struct env *e, int64_t now);
 
 #endif

@@ -100,7 +100,8 @@ outbox_requeue(struct store *st, int64_t now, int64_t id, char *msg,
 		    outbox_state_name(f.state));
 		return 1;
 	}
-	assert(outbox_may(f.state, OUTBOX_QUEUED));
+	/* A queued row only has its time brought forward. */
+	assert(f.state == OUTBOX_QUEUED || outbox_may(f.state, OUTBOX_QUEUED));
 	if (store_outbox_set(st, id, OUTBOX_QUEUED, 0, now, NULL, 0) < 0 ||
 	    (f.ticket_id > 0 && store_event_add(st, f.ticket_id, now,
 	    "delivery_requeued", NULL, json_pack("{s:s, s:s}", "delivery",

@@ -175,7 +175,7 @@ enum stmt_id {
 	S_CHECKPOINT_GET, S_CHECKPOINT_SET,
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
-	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE,
+	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
 	S_COUNT
 };
 
@@ -292,6 +292,8 @@ static const char *const sql[S_COUNT] = {
 	    "SELECT id FROM tickets WHERE next_due_at <= ? "
 	    "ORDER BY next_due_at LIMIT ?",
 	[S_NEXT_DUE] = "SELECT min(next_due_at) FROM tickets",
+	[S_OPEN_IDS] = "SELECT id FROM tickets WHERE state IN "
+	    "('new','open','pending') ORDER BY id",
 	[S_CHECKPOINT_SET] =
 	    "INSERT INTO checkpoints (source, value, updated_at) "
 	    "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
@@ -1281,4 +1283,38 @@ store_next_due(struct store *st, int64_t *at_r)
 	}
 	sqlite3_reset(s);
 	return rc;
+}
+
+int
+store_open_ticket_ids(struct store *st, int64_t **ids_r, size_t *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_OPEN_IDS);
+	size_t n = 0, cap = 0;
+	int64_t *ids = NULL;
+	int rc;
+
+	*ids_r = NULL;
+	*n_r = 0;
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			int64_t *v = realloc(ids, cap * sizeof(*v));
+			if (v == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			ids = v;
+		}
+		ids[n++] = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		free(ids);
+		return fail(st, "open tickets");
+	}
+	*ids_r = ids;
+	*n_r = n;
+	return 0;
 }

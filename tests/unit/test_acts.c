@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "acts.h"
+#include "env.h"
 #include "conf.h"
 #include "log.h"
 #include "store.h"
@@ -52,6 +53,31 @@ static struct conf conf = {
 	.severities = severities, .n_severities = 1,
 };
 
+/* What acts run by: the conf above, compiled (no templates needed). */
+static struct env *env;
+
+static int
+env_setup(void **state)
+{
+	char *err = NULL;
+
+	(void)state;
+	if ((env = env_new(&conf, NULL, &err)) == NULL) {
+		fprintf(stderr, "env: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+env_teardown(void **state)
+{
+	(void)state;
+	env_free(&env);
+	return 0;
+}
+
 /* ---- fixture: a store with one new webhook ticket ---------------------- */
 
 static int
@@ -86,7 +112,7 @@ run(struct fx *f, const char *verb, const char *agent, const char *text,
 		.user = "ops", .text = text,
 	};
 
-	return acts_run(f->st, &conf, now, &a, r);
+	return acts_run(f->st, env, now, &a, r);
 }
 
 /* The act must succeed. */
@@ -272,9 +298,9 @@ test_reply_author_without_agent(void **state)
 	struct msgs ms;
 
 	ok(f, "reply", NULL, "from ops", NOW);
-	assert_int_equal(acts_run(f->st, &conf, NOW, &a, &r), ACT_OK);
+	assert_int_equal(acts_run(f->st, env, NOW, &a, &r), ACT_OK);
 	a.user = "";
-	assert_int_equal(acts_run(f->st, &conf, NOW, &a, &r), ACT_OK);
+	assert_int_equal(acts_run(f->st, env, NOW, &a, &r), ACT_OK);
 	ms = messages(f);
 	assert_int_equal(ms.n, 3);
 	assert_string_equal(ms.author[0], "ops");
@@ -504,10 +530,10 @@ test_refused_before_ticket(void **state)
 	    .agent = "alice", .text = "hello" };
 
 	/* Unknown ticket. */
-	assert_int_equal(acts_run(f->st, &conf, NOW, &a, &r), ACT_BAD_INPUT);
+	assert_int_equal(acts_run(f->st, env, NOW, &a, &r), ACT_BAD_INPUT);
 	assert_non_null(strstr(r.message, "does not exist"));
 	a.verb = "resolve";
-	assert_int_equal(acts_run(f->st, &conf, NOW, &a, &r), ACT_BAD_INPUT);
+	assert_int_equal(acts_run(f->st, env, NOW, &a, &r), ACT_BAD_INPUT);
 	/* The store is not left inside a transaction. */
 	assert_int_equal(store_begin(f->st), 0);
 	assert_int_equal(store_commit(f->st), 0);
@@ -594,5 +620,5 @@ main(void)
 	};
 
 	log_set_level(LOG_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, env_setup, env_teardown);
 }

@@ -15,6 +15,7 @@
 
 #include "channel.h"
 #include "conf.h"
+#include "env.h"
 #include "ingest.h"
 #include "tmplset.h"
 #include "log.h"
@@ -28,31 +29,6 @@
 
 /* ---- a conf, by hand --------------------------------------------------- */
 
-/* The shipped templates render the acks that new webhook tickets queue. */
-static struct tmplset *templates;
-
-static int
-load_templates(void **state)
-{
-	char *err = NULL;
-
-	(void)state;
-	templates = tmplset_load("templates", &err);
-	if (templates == NULL) {
-		fprintf(stderr, "templates: %s\n", err);
-		free(err);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-free_templates(void **state)
-{
-	(void)state;
-	tmplset_free(&templates);
-	return 0;
-}
 
 static char *tier1_agents[] = { "alice", "bob" };
 static char *tier2_agents[] = { "carol" };
@@ -86,6 +62,9 @@ static struct conf_severity severities[] = {
 static struct conf_webhook webhooks[] = {
 	{ "shop", "s3cret", "billing" },
 };
+
+static struct tmplset *templates;
+static struct env *env;
 
 static struct conf conf = {
 	.reopen_within = 7 * DAY,
@@ -153,7 +132,7 @@ ingest_one(struct fx *f, struct inbound_msg *m, int64_t now,
 	int rc;
 
 	assert_int_equal(store_begin(f->st), 0);
-	rc = ingest_message(f->st, &conf, templates, now, m, r);
+	rc = ingest_message(f->st, env, now, m, r);
 	if (rc == 0)
 		assert_int_equal(store_commit(f->st), 0);
 	else
@@ -832,7 +811,7 @@ test_batch_with_duplicate(void **state)
 	assert_int_equal(ingest_batch_len(b), 5);
 	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 0);
 
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
 	assert_int_equal(ingest_batch_len(b), 0);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(d[i].calls, 1);
@@ -854,7 +833,7 @@ test_batch_with_duplicate(void **state)
 	assert_int_equal(count(f, "SELECT count(*) FROM messages"), 4);
 
 	/* The batch is reusable, and an empty commit calls nobody. */
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(d[i].calls, 1);
 	ingest_batch_free(&b);
@@ -889,7 +868,7 @@ test_batch_item_fails_alone(void **state)
 	assert_int_equal(ingest_batch_add(b, bad_sev, done_cb, &d[2]), 0);
 	assert_int_equal(ingest_batch_add(b, hook_msg("d", "c4", NULL, NULL),
 	    done_cb, &d[3]), 0);
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
 
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(d[i].calls, 1);
@@ -919,7 +898,7 @@ test_batch_item_fails_alone(void **state)
 	struct done again = { .f = f, .clock = &clock };
 	assert_int_equal(ingest_batch_add(b, hook_msg("s", "c3", "th-s",
 	    "high"), done_cb, &again), 0);
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
 	assert_int_equal(again.r.failed, 0);
 	assert_int_equal(again.r.duplicate, 0);
 	assert_int_equal(again.r.created, 1);
@@ -948,7 +927,7 @@ test_batch_store_busy(void **state)
 		assert_int_equal(ingest_batch_add(b, hook_msg(i ? "y" : "x",
 		    "c", NULL, NULL), done_cb, &d[i]), 0);
 	}
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), -1);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), -1);
 	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(db);
 	for (int i = 0; i < 2; i++) {
@@ -964,7 +943,7 @@ test_batch_store_busy(void **state)
 	d[0] = (struct done){ .f = f, .clock = &clock };
 	assert_int_equal(ingest_batch_add(b, hook_msg("x", "c", NULL, NULL),
 	    done_cb, &d[0]), 0);
-	assert_int_equal(ingest_batch_commit(b, f->st, &conf, templates, NOW), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
 	assert_int_equal(d[0].r.created, 1);
 	ingest_batch_free(&b);
 }
@@ -993,6 +972,33 @@ test_batch_free_uncommitted(void **state)
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, fx_teardown)
+
+/* The shipped templates render the acks that new webhook tickets queue. */
+
+static int
+load_templates(void **state)
+{
+	char *err = NULL;
+
+	(void)state;
+	templates = tmplset_load("templates", &err);
+	if (templates == NULL || (env = env_new(&conf, templates,
+	    &err)) == NULL) {
+		fprintf(stderr, "templates: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+free_templates(void **state)
+{
+	(void)state;
+	env_free(&env);
+	tmplset_free(&templates);
+	return 0;
+}
 
 int
 main(void)
