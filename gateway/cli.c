@@ -18,6 +18,7 @@
 #include "acts.h"
 #include "clock.h"
 #include "control.h"
+#include "log.h"
 #include "outbox.h"
 #include "scheduler.h"
 #include "sla.h"
@@ -640,5 +641,152 @@ cli_outbox(const struct env *e, int argc, char **argv)
 	}
 	json_decref(ctx.array);
 	store_close(&st);
+	return rc;
+}
+
+/* --- due: what the scheduler would do by an instant ---------------------- */
+
+struct due_ctx {
+	json_t *rows;
+	int64_t after_id;
+	const struct ticket *t;
+};
+
+static int
+max_event(const struct event *ev, void *arg)
+{
+	int64_t *max = arg;
+
+	if (ev->id > *max)
+		*max = ev->id;
+	return 0;
+}
+
+static int
+new_event(const struct event *ev, void *arg)
+{
+	struct due_ctx *d = arg;
+	json_error_t jerr;
+	json_t *detail;
+	char ref[32];
+
+	if (ev->id <= d->after_id)
+		return 0;
+	detail = json_loads(ev->detail, 0, &jerr);
+	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)d->t->id);
+	json_array_append_new(d->rows, json_pack("{s:I, s:s, s:o, s:s, s:o}",
+	    "ticket", (json_int_t)d->t->id, "ref", ref, "at",
+	    time_json(ev->at), "type", ev->type, "detail",
+	    detail != NULL ? detail : json_object()));
+	return 0;
+}
+
+#define DUE_MAX_STEPS 32	/* scheduler steps simulated per ticket */
+
+/*
+ * Runs the scheduler's own code on every ticket due by `at`, inside a
+ * transaction that is rolled back: what it records is what would happen,
+ * and nothing changes. It holds the store's write lock meanwhile.
+ */
+static int
+simulate_due(struct store *st, const struct env *e, int64_t at, json_t *rows)
+{
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	/* The scheduler logs what it does; here nothing is done. */
+	log_set_level(LOG_ERROR);
+	if (store_begin(st) < 0 ||
+	    store_ticket_ids(st, at, &ids, &n) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct ticket t;
+		struct due_ctx d = { .rows = rows, .t = &t };
+		char error[200] = "";
+		if (store_ticket_get(st, ids[i], &t) != 1)
+			goto out;
+		if (t.next_due_at == 0 || t.next_due_at > at) {
+			ticket_release(&t);
+			continue;
+		}
+		store_event_list(st, t.id, max_event, &d.after_id);
+		for (int k = 0; k < DUE_MAX_STEPS && t.next_due_at != 0 &&
+		    t.next_due_at <= at; k++) {
+			int64_t when = t.next_due_at;
+			if (sched_fire(st, e, &t, when, error,
+			    sizeof(error)) < 0 || t.next_due_at == when)
+				break;
+		}
+		store_event_list(st, t.id, new_event, &d);
+		ticket_release(&t);
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		fprintf(stderr, "escalon: %s\n", store_error(st));
+	store_rollback(st);
+	free(ids);
+	return rc;
+}
+
+int
+cli_due(const struct env *e, int argc, char **argv)
+{
+	const struct conf *c = e->conf;
+	int64_t at = clock_now(&clock_system);
+	int json = 0, rc = 2;
+	char *error = NULL;
+	struct store *st;
+	struct stat sb;
+	json_t *rows = json_array();
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--at") == 0 && i + 1 < argc) {
+			if (clock_parse(argv[++i], &at) < 0) {
+				json_decref(rows);
+				return usage_error("--at \"%s\": not an RFC 3339 "
+				    "time (2026-12-01T09:30:00Z)", argv[i]);
+			}
+		} else {
+			json_decref(rows);
+			return usage_error("due: unknown argument \"%s\"",
+			    argv[i]);
+		}
+	}
+	if (stat(c->store, &sb) < 0) {
+		st = NULL;
+		rc = 0;
+	} else if ((st = store_open(c->store, 0, &error)) == NULL) {
+		fprintf(stderr, "escalon: %s\n", error);
+		free(error);
+		json_decref(rows);
+		return 2;
+	} else if (simulate_due(st, e, at, rows) == 0) {
+		rc = 0;
+	}
+	store_close(&st);
+	if (rc == 0 && json) {
+		json_dumpf(rows, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (rc == 0) {
+		char when[CLOCK_RFC3339_LEN];
+		size_t i;
+		json_t *r;
+		if (json_array_size(rows) == 0)
+			printf("nothing due by %s\n", clock_format(at, when));
+		json_array_foreach(rows, i, r) {
+			char *d = json_dumps(json_object_get(r, "detail"),
+			    JSON_COMPACT);
+			printf("%-8s %s %-16s %s\n", json_string_value(
+			    json_object_get(r, "ref")), json_string_value(
+			    json_object_get(r, "at")), json_string_value(
+			    json_object_get(r, "type")), d ? d : "");
+			free(d);
+		}
+	}
+	json_decref(rows);
 	return rc;
 }

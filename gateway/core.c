@@ -169,7 +169,7 @@ sched_replan(struct core *core)
 	int64_t *ids = NULL;
 	size_t n = 0;
 
-	if (store_open_ticket_ids(core->store, &ids, &n) < 0 ||
+	if (store_ticket_ids(core->store, 0, &ids, &n) < 0 ||
 	    store_begin(core->store) < 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {

@@ -176,6 +176,7 @@ enum stmt_id {
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
+	S_DUE_IDS,
 	S_COUNT
 };
 
@@ -294,6 +295,8 @@ static const char *const sql[S_COUNT] = {
 	[S_NEXT_DUE] = "SELECT min(next_due_at) FROM tickets",
 	[S_OPEN_IDS] = "SELECT id FROM tickets WHERE state IN "
 	    "('new','open','pending') ORDER BY id",
+	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at <= ? "
+	    "ORDER BY next_due_at",
 	[S_CHECKPOINT_SET] =
 	    "INSERT INTO checkpoints (source, value, updated_at) "
 	    "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
@@ -1286,9 +1289,10 @@ store_next_due(struct store *st, int64_t *at_r)
 }
 
 int
-store_open_ticket_ids(struct store *st, int64_t **ids_r, size_t *n_r)
+store_ticket_ids(struct store *st, int64_t due_by, int64_t **ids_r,
+    size_t *n_r)
 {
-	sqlite3_stmt *s = stmt(st, S_OPEN_IDS);
+	sqlite3_stmt *s = stmt(st, due_by > 0 ? S_DUE_IDS : S_OPEN_IDS);
 	size_t n = 0, cap = 0;
 	int64_t *ids = NULL;
 	int rc;
@@ -1297,6 +1301,8 @@ store_open_ticket_ids(struct store *st, int64_t **ids_r, size_t *n_r)
 	*n_r = 0;
 	if (s == NULL)
 		return -1;
+	if (due_by > 0)
+		sqlite3_bind_int64(s, 1, due_by);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 1024;

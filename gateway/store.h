@@ -80,8 +80,12 @@ int store_ticket_tags(struct store *st, int64_t ticket_id, store_tag_cb *cb,
 int store_due_tickets(struct store *st, int64_t now, int limit,
     int64_t *ids, int *n_r);
 int store_next_due(struct store *st, int64_t *at_r);
-/* The ids of tickets not resolved or closed (heap array, caller frees). */
-int store_open_ticket_ids(struct store *st, int64_t **ids_r, size_t *n_r);
+/*
+ * Ticket ids into a heap array (caller frees): due_by 0, every ticket not
+ * resolved or closed; else those whose next_due_at is at or before due_by.
+ */
+int store_ticket_ids(struct store *st, int64_t due_by, int64_t **ids_r,
+    size_t *n_r);
 
 /* Thread keys: every Message-ID known per ticket, webhook thread keys. */
 int store_thread_add(struct store *st, const char *scope, const char *key,
