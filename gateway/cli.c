@@ -298,6 +298,24 @@ show_text(const json_t *o, const struct ticket *t)
 	    time_text(t->due_next_update, b), time_text(t->due_resolution, d));
 	if (t->root_cause != NULL)
 		printf("  root cause: %s\n", t->root_cause);
+	json_t *clocks = json_object_get(o, "clocks"), *cl;
+	const char *name;
+	json_object_foreach(clocks, name, cl) {
+		const char *due = json_string_value(json_object_get(cl, "due"));
+		printf("  clock %-15s %-8s%s%s%s%s\n", name,
+		    json_string_value(json_object_get(cl, "state")),
+		    due ? " due " : "", due ? due : "",
+		    json_is_true(json_object_get(cl, "warned")) ?
+		    ", warned" : "",
+		    json_is_true(json_object_get(cl, "breached")) ?
+		    ", breached" : "");
+	}
+	if (json_array_size(json_object_get(o, "tags")) > 0) {
+		printf("  tags:");
+		json_array_foreach(json_object_get(o, "tags"), i, v)
+			printf(" %s", json_string_value(v));
+		printf("\n");
+	}
 	printf("\nMessages\n");
 	json_array_foreach(json_object_get(o, "messages"), i, v) {
 		printf("  %s %-4s %s:\n", json_string_value(json_object_get(v,
