@@ -22,6 +22,7 @@ CFLAGS   ?= -O2 -g
 SANITIZE ?=
 BUILD    ?= build
 CONFIG   ?= etc/escalon.conf
+BENCH_TICKETS ?= 1000000
 PYTHON    = /usr/bin/python3
 
 REQ_CFLAGS  = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
@@ -109,8 +110,13 @@ asan:
 valgrind: $(UNITS)
 	$(MAKE) unit TEST_WRAP="valgrind -q --leak-check=full --error-exitcode=9"
 
-bench: $(BIN)
+$(BUILD)/bench_sched: tests/bench/bench_sched.c $(BUILD)/libescalon.a
+	$(CC) $(ALL_CFLAGS) $(REQ_LDFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libescalon.a $(ALL_LDLIBS)
+
+bench: $(BIN) $(BUILD)/bench_sched
 	$(PYTHON) tests/bench/webhook_bench.py $(abspath $(BIN))
+	$(BUILD)/bench_sched $(BENCH_TICKETS)
 
 clean:
 	rm -rf build build-asan escalon

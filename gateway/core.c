@@ -64,8 +64,8 @@ struct core {
 
 /* --- the scheduler: SLA clocks and ladder steps ------------------------- */
 
-#define SCHED_BATCH 500		/* due tickets per transaction */
-#define SCHED_MAX_BATCHES 20	/* per wake-up, so HTTP stays responsive */
+#define SCHED_MAX_TICKETS 10000	/* per wake-up, so HTTP stays responsive */
+#define SCHED_PLAN_CHECKPOINT "scheduler:config"
 
 static void sched_arm(struct core *core);
 
@@ -78,61 +78,22 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Fire one batch of due tickets; returns how many, or -1. */
-static int
-sched_batch(struct core *core, int64_t now)
-{
-	int64_t ids[SCHED_BATCH];
-	int n = 0;
-
-	if (store_due_tickets(core->store, now, SCHED_BATCH, ids, &n) < 0 ||
-	    n == 0)
-		return n == 0 ? 0 : -1;
-	if (store_begin(core->store) < 0)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		struct ticket t;
-		char error[200] = "";
-		if (store_ticket_get(core->store, ids[i], &t) != 1)
-			goto fail;
-		if (sched_fire(core->store, core->env, &t, now, error,
-		    sizeof(error)) < 0) {
-			/* Look again in a minute rather than spin on it. */
-			log_error("scheduled step failed", "ticket=%lld "
-			    "error=%s", (long long)t.id, log_q(error));
-			t.next_due_at = now + 60;
-		}
-		int rc = store_ticket_update(core->store, &t);
-		ticket_release(&t);
-		if (rc < 0)
-			goto fail;
-	}
-	if (store_commit(core->store) < 0)
-		goto fail;
-	return n;
-fail:
-	log_error("scheduler: store failed", "error=%s",
-	    log_q(store_error(core->store)));
-	store_rollback(core->store);
-	return -1;
-}
-
 static void
 on_sched(struct loop *l, void *arg)
 {
 	struct core *core = arg;
-	int64_t now = clock_now(core->clock);
-	int n = 0, batches = 0;
+	int more = 0;
+	int n = sched_run_due(core->store, core->env,
+	    clock_now(core->clock), SCHED_MAX_TICKETS, &more);
 
 	(void)l;
 	core->sched_timer = NULL;
-	while (batches++ < SCHED_MAX_BATCHES &&
-	    (n = sched_batch(core, now)) == SCHED_BATCH)
-		;
 	sender_kick(core->sender);
-	if (n < 0) {
-		core->sched_timer = loop_timer_add(core->loop, 5000, on_sched,
-		    core);
+	if (n < 0 || more) {
+		/* A failed store is tried again shortly; a long backlog after
+		 * HTTP has had its turn. */
+		core->sched_timer = loop_timer_add(core->loop, n < 0 ? 5000 :
+		    0, on_sched, core);
 		return;
 	}
 	sched_arm(core);
@@ -182,8 +143,13 @@ sched_replan(struct core *core)
 		if (rc)
 			goto rollback;
 	}
+	if (core->env->fingerprint[0] != '\0' &&
+	    store_checkpoint_set(core->store, SCHED_PLAN_CHECKPOINT,
+	    core->env->fingerprint, now) < 0)
+		goto rollback;
 	if (store_commit(core->store) < 0)
 		goto rollback;
+	log_info("scheduler: tickets planned", "tickets=%zu", n);
 	free(ids);
 	sched_arm(core);
 	return;
@@ -194,6 +160,24 @@ fail:
 	    log_q(store_error(core->store)));
 	free(ids);
 	sched_arm(core);
+}
+
+/*
+ * Plans stored by the last run stand while the config is the same file;
+ * a config changed while escalon was down is a reload.
+ */
+static void
+sched_start(struct core *core)
+{
+	char *planned = NULL;
+	int rc = store_checkpoint_get(core->store, SCHED_PLAN_CHECKPOINT,
+	    &planned);
+
+	if (rc == 1 && strcmp(planned, core->env->fingerprint) == 0)
+		sched_arm(core);
+	else
+		sched_replan(core);
+	free(planned);
 }
 
 /* --- group commit ----------------------------------------------------- */
@@ -534,7 +518,7 @@ core_run(const char *config_path)
 		log_error("cannot start HTTP", "error=%s", log_q(error));
 		goto out;
 	}
-	sched_replan(&core);
+	sched_start(&core);
 	log_info("escalon running", "listen=%s store=%s webhooks=%zu "
 	    "pid=%ld", log_q(core.conf->listen), log_q(core.conf->store),
 	    core.conf->n_webhooks, (long)getpid());

@@ -27,6 +27,17 @@ crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
 }
 
 int
+crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256_LEN])
+{
+	unsigned int out_len = 0;
+
+	if (EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL) != 1 ||
+	    out_len != CRYPTO_SHA256_LEN)
+		return -1;
+	return 0;
+}
+
+int
 crypto_equal(const void *a, const void *b, size_t len)
 {
 	return CRYPTO_memcmp(a, b, len) == 0;

@@ -13,6 +13,9 @@
 int crypto_hmac_sha256(const void *key, size_t key_len, const void *data,
     size_t len, unsigned char out[CRYPTO_SHA256_LEN]);
 
+int crypto_sha256(const void *data, size_t len,
+    unsigned char out[CRYPTO_SHA256_LEN]);
+
 /* 1 if equal; time depends only on the lengths. */
 int crypto_equal(const void *a, const void *b, size_t len);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "calendar.h"
+#include "crypto.h"
 
 static int
 compile(struct env *e, char **error_r)
@@ -97,6 +98,33 @@ env_new(const struct conf *c, const struct tmplset *ts, char **error_r)
 	return e;
 }
 
+static void
+fingerprint(const char *path, char out[65])
+{
+	unsigned char mac[CRYPTO_SHA256_LEN], buf[1 << 16];
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	out[0] = '\0';
+	if (f == NULL)
+		return;
+	/* conf.c refuses a config over 1 MiB; hash what it read. */
+	char *all = NULL;
+	size_t len = 0;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+		char *p = realloc(all, len + n);
+		if (p == NULL)
+			break;
+		all = p;
+		memcpy(all + len, buf, n);
+		len += n;
+	}
+	fclose(f);
+	if (crypto_sha256(all != NULL ? all : "", len, mac) == 0)
+		crypto_hex(mac, sizeof(mac), out);
+	free(all);
+}
+
 struct env *
 env_load(const char *path, char **error_r)
 {
@@ -114,6 +142,7 @@ env_load(const char *path, char **error_r)
 	}
 	e->own_conf = c;
 	e->own_templates = ts;
+	fingerprint(path, e->fingerprint);
 	return e;
 }
 

@@ -28,6 +28,9 @@ struct env {
 	struct rules *rules;
 	struct calendar **calendars;	/* parallel to conf->calendars */
 	struct env_ladder *ladders;	/* parallel to conf->ladders */
+	/* SHA-256 of the config file as loaded (hex; "" with env_new): the
+	 * scheduler's plans are kept across restarts while it is the same. */
+	char fingerprint[65];
 	/* Owned when loaded by env_load; borrowed with env_new. */
 	struct conf *own_conf;
 	struct tmplset *own_templates;

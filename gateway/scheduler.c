@@ -289,3 +289,62 @@ store_failed:
 		snprintf(error, error_len, "%s", store_error(st));
 	return -1;
 }
+
+/* One transaction of due tickets; returns how many, or -1. */
+static int
+run_batch(struct store *st, const struct env *e, int64_t now, int limit)
+{
+	int64_t ids[SCHED_BATCH];
+	int n = 0;
+
+	if (store_due_tickets(st, now, limit, ids, &n) < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	if (store_begin(st) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct ticket t;
+		char error[200] = "";
+		if (store_ticket_get(st, ids[i], &t) != 1)
+			goto fail;
+		if (sched_fire(st, e, &t, now, error, sizeof(error)) < 0) {
+			/* Look again in a minute rather than spin on it. */
+			log_error("scheduled step failed", "ticket=%lld "
+			    "error=%s", (long long)t.id, log_q(error));
+			t.next_due_at = now + 60;
+		}
+		int rc = store_ticket_update(st, &t);
+		ticket_release(&t);
+		if (rc < 0)
+			goto fail;
+	}
+	if (store_commit(st) < 0)
+		goto fail;
+	return n;
+fail:
+	log_error("scheduler: store failed", "error=%s",
+	    log_q(store_error(st)));
+	store_rollback(st);
+	return -1;
+}
+
+int
+sched_run_due(struct store *st, const struct env *e, int64_t now, int max,
+    int *more_r)
+{
+	int total = 0, n;
+
+	*more_r = 0;
+	while (total < max) {
+		int limit = max - total < SCHED_BATCH ? max - total :
+		    SCHED_BATCH;
+		if ((n = run_batch(st, e, now, limit)) < 0)
+			return -1;
+		total += n;
+		if (n < limit)
+			return total;
+	}
+	*more_r = 1;
+	return total;
+}

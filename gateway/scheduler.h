@@ -34,6 +34,16 @@ int sched_fire(struct store *st, const struct env *e, struct ticket *t,
     int64_t now, char *error, size_t error_len);
 
 /*
+ * Fire every ticket due at now, up to max tickets, SCHED_BATCH per
+ * transaction (the wake-up of the core's timer). Returns how many were
+ * fired, or -1 when the store failed; *more_r is set when due tickets
+ * remain.
+ */
+#define SCHED_BATCH 500
+int sched_run_due(struct store *st, const struct env *e, int64_t now,
+    int max, int *more_r);
+
+/*
  * Move t to level `to` (one up from a person or the clock; start_level at
  * creation): event escalated {from, to, why}, the level's team, notify
  * ticket.escalated, and the customer told when tell_customer.

@@ -290,13 +290,15 @@ static const char *const sql[S_COUNT] = {
 	[S_TAG_LIST] =
 	    "SELECT tag FROM ticket_tags WHERE ticket_id = ? ORDER BY tag",
 	[S_DUE_TICKETS] =
-	    "SELECT id FROM tickets WHERE next_due_at <= ? "
-	    "ORDER BY next_due_at LIMIT ?",
-	[S_NEXT_DUE] = "SELECT min(next_due_at) FROM tickets",
+	    "SELECT id FROM tickets WHERE next_due_at IS NOT NULL AND "
+	    "next_due_at <= ? ORDER BY next_due_at LIMIT ?",
+	/* The conditions let SQLite use the partial index on next_due_at. */
+	[S_NEXT_DUE] = "SELECT min(next_due_at) FROM tickets "
+	    "WHERE next_due_at IS NOT NULL",
 	[S_OPEN_IDS] = "SELECT id FROM tickets WHERE state IN "
 	    "('new','open','pending') ORDER BY id",
-	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at <= ? "
-	    "ORDER BY next_due_at",
+	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at IS NOT NULL "
+	    "AND next_due_at <= ? ORDER BY next_due_at",
 	[S_CHECKPOINT_SET] =
 	    "INSERT INTO checkpoints (source, value, updated_at) "
 	    "VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
