@@ -14,7 +14,8 @@ PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto icu-i18n 
 DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
             libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev \
             libicu-dev tzdata
-DEB_TEST  = libcmocka-dev python3 python3-pytest curl
+DEB_TEST  = libcmocka-dev python3 python3-pytest python3-aiosmtpd curl \
+            wrk
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 CC       ?= cc

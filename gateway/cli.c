@@ -18,6 +18,7 @@
 #include "acts.h"
 #include "clock.h"
 #include "control.h"
+#include "crypto.h"
 #include "log.h"
 #include "outbox.h"
 #include "scheduler.h"
@@ -452,7 +453,7 @@ login_name(void)
 }
 
 int
-cli_act(const struct env *e, int argc, char **argv)
+cli_act(struct env *e, int argc, char **argv)
 {
 	const struct conf *c = e->conf;
 	struct act a = { .verb = argv[0], .user = login_name() };
@@ -509,14 +510,26 @@ cli_act(const struct env *e, int argc, char **argv)
 		r.code = (int)code;
 		snprintf(r.message, sizeof(r.message), "%s", msg);
 	} else {
-		/* No gateway running: do it here, on the store. */
-		struct store *st = store_open(c->store, 0, &error);
+		/* No gateway running: do it here, on the store; mail it
+		 * causes is signed with the gateway's secret. */
+		const char *why = NULL;
+		char *secret = crypto_secret_file(c->secret_file, &why);
+		struct store *st = secret != NULL ?
+		    store_open(c->store, 0, &error) : NULL;
 		if (st == NULL) {
-			fprintf(stderr, "escalon: %s\n", error);
+			if (secret == NULL)
+				fprintf(stderr, "escalon: secret_file %s: %s\n",
+				    c->secret_file, why);
+			else
+				fprintf(stderr, "escalon: %s\n", error);
+			free(secret);
 			rc = 2;
 			goto out;
 		}
+		e->secret = secret;
 		acts_run(st, e, clock_now(&clock_system), &a, &r);
+		e->secret = NULL;
+		free(secret);
 		store_close(&st);
 	}
 	if (r.code == ACT_OK)

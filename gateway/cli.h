@@ -15,6 +15,6 @@ int cli_outbox(const struct env *e, int argc, char **argv);
 /* due [--at TIME] [--json]: what would warn, breach, escalate, send. */
 int cli_due(const struct env *e, int argc, char **argv);
 /* argv[0] is the act's verb. */
-int cli_act(const struct env *e, int argc, char **argv);
+int cli_act(struct env *e, int argc, char **argv);
 
 #endif

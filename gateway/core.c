@@ -393,6 +393,7 @@ reload(struct core *core)
 	env_free(&core->env);
 	core->env = next;
 	core->conf = next->conf;
+	next->secret = core->secret;
 	log_info("config reloaded", "file=%s webhooks=%zu queues=%zu",
 	    log_q(core->config_path), core->conf->n_webhooks,
 	    core->conf->n_queues);
@@ -493,6 +494,7 @@ core_run(const char *config_path)
 		goto out;
 	}
 	free(token);
+	core.env->secret = core.secret;
 	if ((core.loop = loop_new()) == NULL ||
 	    (core.batch = ingest_batch_new()) == NULL ||
 	    setup_signals(&core) < 0 ||

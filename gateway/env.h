@@ -31,6 +31,9 @@ struct env {
 	/* SHA-256 of the config file as loaded (hex; "" with env_new): the
 	 * scheduler's plans are kept across restarts while it is the same. */
 	char fingerprint[65];
+	/* The key of reply tokens and Message-IDs (secret_file), set by
+	 * whoever sends mail (run, offline acts); NULL: no mail is signed. */
+	const char *secret;
 	/* Owned when loaded by env_load; borrowed with env_new. */
 	struct conf *own_conf;
 	struct tmplset *own_templates;

@@ -230,6 +230,8 @@ new_ticket(struct store *st, const struct env *e, int64_t now,
 	    outbound_notify(st, c, now, &saved, "ticket.created",
 	    json_pack("{s:s, s:s}", "channel", saved.channel, "source",
 	    saved.source), r->error, sizeof(r->error)) < 0 ||
+	    outbound_team(st, e, now, &saved, "agent_new", extra, r->error,
+	    sizeof(r->error)) < 0 ||
 	    store_ticket_update(st, &saved) < 0)
 		goto out;
 	r->ticket_id = t.id;

@@ -8,6 +8,8 @@
 
 #include "clock.h"
 #include "crypto.h"
+#include "env.h"
+#include "mail.h"
 
 /* A delivery id: stable for the row's life, unguessable, names its ticket. */
 static int
@@ -199,5 +201,89 @@ outbound_notify(struct store *st, const struct conf *c, int64_t now,
 		    "detail", detail), error, error_len);
 	}
 	json_decref(detail);
+	return rc;
+}
+
+/* The tokened address agents reply to: local+ID.TOKEN@domain. */
+static void
+reply_address(const struct env *e, int64_t ticket_id, char *out, size_t len)
+{
+	const char *addr = e->conf->n_mailboxes > 0 ?
+	    e->conf->mailboxes[0].address : e->conf->smtp.from;
+	const char *at = strrchr(addr, '@');
+	char token[MAIL_TOKEN_LEN + 1];
+
+	mail_token(ticket_id, e->secret, token);
+	snprintf(out, len, "%.*s+%lld.%s@%s", at != NULL ?
+	    (int)(at - addr) : (int)strlen(addr), addr, (long long)ticket_id,
+	    token, mail_domain(addr));
+}
+
+int
+outbound_team(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const char *template, const char *const *extra,
+    char *error, size_t error_len)
+{
+	const struct conf *c = e->conf;
+	const struct conf_team *team = t->team ? conf_team(c, t->team) : NULL;
+	char reply[320], msgid[256];
+	int rc = 0;
+
+	if (!c->smtp.present || e->secret == NULL || team == NULL ||
+	    e->templates == NULL)
+		return 0;
+	reply_address(e, t->id, reply, sizeof(reply));
+	for (size_t i = 0; i < team->agents.n && rc == 0; i++) {
+		const struct conf_agent *ag = conf_agent(c, team->agents.v[i]);
+		struct tmpl_vars *v;
+		struct rendered r;
+		const char *why;
+		uint64_t n;
+		size_t len;
+
+		if (ag == NULL || (v = ticket_vars(t)) == NULL)
+			continue;
+		set_var(v, "agent.name", ag->display_name != NULL ?
+		    ag->display_name : ag->name);
+		set_var(v, "agent.email", ag->email);
+		set_var(v, "reply.address", reply);
+		for (size_t k = 0; extra != NULL && extra[k] != NULL; k += 2)
+			set_var(v, extra[k], extra[k + 1]);
+		rc = tmplset_render(e->templates, template, "email", v, &r,
+		    &why);
+		tmpl_vars_free(&v);
+		if (rc < 0) {
+			snprintf(error, error_len, "template %s: %s", template,
+			    why);
+			return -1;
+		}
+		crypto_random(&n, sizeof(n));
+		mail_message_id(t->id, n, e->secret, mail_domain(c->smtp.from),
+		    msgid, sizeof(msgid));
+		struct mail_out m = {
+			.from = c->smtp.from, .to = ag->email,
+			.reply_to = reply, .message_id = msgid, .date = now,
+			.automatic = 1, .r = &r,
+		};
+		char *mail = mail_compose(&m, &len);
+		rendered_release(&r);
+		if (mail == NULL) {
+			snprintf(error, error_len, "out of memory");
+			return -1;
+		}
+		struct outbox_row row = {
+			.ticket_id = t->id, .template = template,
+			.channel = "email", .recipient = ag->email,
+			.identity = msgid, .payload = mail,
+			.payload_len = len, .next_attempt_at = now,
+			.created_at = now,
+		};
+		rc = store_outbox_insert(st, &row);
+		if (rc < 0)
+			snprintf(error, error_len, "%s", store_error(st));
+		else if (store_thread_add(st, "mail", msgid, t->id) < 0)
+			rc = -1;
+		free(mail);
+	}
 	return rc;
 }

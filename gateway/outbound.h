@@ -30,6 +30,17 @@ int outbound_template(struct store *st, const struct tmplset *ts,
     int64_t now, const struct ticket *t, const char *template,
     const char *const *extra, char *error, size_t error_len);
 
+/*
+ * Render `template` (agent_new, agent_escalated, sla_warning ...) for each
+ * agent of the ticket's team and queue one mail to each: From the smtp
+ * address, Reply-To the ticket's tokened address, a signed Message-ID.
+ * Nothing when no smtp section is configured or e->secret is unset.
+ */
+struct env;
+int outbound_team(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const char *template, const char *const *extra,
+    char *error, size_t error_len);
+
 /* An agent's public reply, as written, to the ticket's customer. */
 int outbound_reply(struct store *st, const struct conf *c, int64_t now,
     const struct ticket *t, const char *text, char *error,

@@ -189,6 +189,10 @@ sched_escalate(struct store *st, const struct env *e, struct ticket *t,
 	if (tell_customer && outbound_template(st, e->templates, now, t,
 	    "escalated", extra, error, error_len) < 0)
 		return -1;
+	/* The new team hears of it by mail. */
+	if (outbound_team(st, e, now, t, "agent_escalated", extra, error,
+	    error_len) < 0)
+		return -1;
 	log_info("ticket escalated", "ticket=%lld from=%d to=%d why=%s",
 	    (long long)t->id, from, to, log_q(why));
 	return 0;
@@ -210,6 +214,12 @@ sla_event(struct store *st, const struct env *e, struct ticket *t,
 	}
 	log_info(type, "ticket=%lld clock=%s due=%s", (long long)t->id,
 	    sla_clock_name(clock), when);
+	/* At the warning, the team is told while there is time to act. */
+	const char *extra[] = { "sla.clock", sla_clock_name(clock), "sla.due",
+	    when, NULL };
+	if (strcmp(type, "sla_warning") == 0 && outbound_team(st, e, now, t,
+	    "sla_warning", extra, error, error_len) < 0)
+		return -1;
 	return outbound_notify(st, e->conf, now, t, notify_event,
 	    json_pack("{s:s, s:s}", "clock", sla_clock_name(clock), "due",
 	    when), error, error_len);

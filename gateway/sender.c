@@ -34,7 +34,8 @@ struct job {
 	char *payload;
 	size_t payload_len;
 	CURL *easy;
-	struct curl_slist *headers;
+	struct curl_slist *headers;	/* HTTP headers, or SMTP rcpts */
+	size_t sent;			/* SMTP: bytes read by libcurl */
 	char errbuf[CURL_ERROR_SIZE];
 	struct job *next;
 };
@@ -184,6 +185,91 @@ http_done(struct job *j, CURLcode code)
 	finish(j, v, v == OUTBOX_DELIVERED ? NULL : error);
 }
 
+/* --- SMTP transport ------------------------------------------------------ */
+
+static size_t
+smtp_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	size_t left = j->payload_len - j->sent, take = size * n;
+
+	if (take > left)
+		take = left;
+	memcpy(buf, j->payload + j->sent, take);
+	j->sent += take;
+	return take;
+}
+
+static int
+smtp_start(struct job *j, const char **error_r)
+{
+	const struct conf_smtp *c = &j->s->conf->smtp;
+
+	if (!c->present) {
+		*error_r = "no smtp section is configured";
+		return -1;
+	}
+	if ((j->easy = curl_easy_init()) == NULL ||
+	    (j->headers = curl_slist_append(NULL, j->recipient)) == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	curl_easy_setopt(j->easy, CURLOPT_URL, c->url);
+	curl_easy_setopt(j->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt(j->easy, CURLOPT_MAIL_FROM, c->from);
+	curl_easy_setopt(j->easy, CURLOPT_MAIL_RCPT, j->headers);
+	curl_easy_setopt(j->easy, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(j->easy, CURLOPT_READFUNCTION, smtp_read);
+	curl_easy_setopt(j->easy, CURLOPT_READDATA, j);
+	curl_easy_setopt(j->easy, CURLOPT_INFILESIZE_LARGE,
+	    (curl_off_t)j->payload_len);
+	curl_easy_setopt(j->easy, CURLOPT_USE_SSL, c->tls == CONF_TLS_NONE ?
+	    (long)CURLUSESSL_NONE : (long)CURLUSESSL_ALL);
+	curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYPEER, c->tls_verify ? 1L :
+	    0L);
+	curl_easy_setopt(j->easy, CURLOPT_SSL_VERIFYHOST, c->tls_verify ? 2L :
+	    0L);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(j->easy, CURLOPT_CAINFO, c->ca_file);
+	if (c->user != NULL) {
+		curl_easy_setopt(j->easy, CURLOPT_USERNAME, c->user);
+		curl_easy_setopt(j->easy, CURLOPT_PASSWORD, c->password);
+	}
+	curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT, (long)SENDER_SMTP_TIMEOUT);
+	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->errbuf);
+	curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+	if (curl_multi_add_handle(j->s->multi, j->easy) != CURLM_OK) {
+		*error_r = "cannot start the transfer";
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_done(struct job *j, CURLcode code)
+{
+	long reply = 0;
+	char error[CURL_ERROR_SIZE + 64];
+	enum outbox_verdict v;
+
+	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &reply);
+	if (code == CURLE_OK) {
+		finish(j, OUTBOX_DELIVERED, NULL);
+		return;
+	}
+	/* A 5xx reply refuses this message for good; the rest may pass. */
+	v = reply >= 500 && reply < 600 ? OUTBOX_PERMANENT : OUTBOX_TEMPORARY;
+	const char *text = j->errbuf[0] ? j->errbuf : curl_easy_strerror(code);
+	if (reply != 0)
+		snprintf(error, sizeof(error), "%s (last reply %ld)", text,
+		    reply);
+	else
+		snprintf(error, sizeof(error), "%s", text);
+	finish(j, v, error);
+}
+
 /* Transports by the outbox row's channel. */
 static const struct transport {
 	const char *channel;
@@ -191,6 +277,7 @@ static const struct transport {
 	void (*done)(struct job *j, CURLcode code);
 } transports[] = {
 	{ "http", http_start, http_done },
+	{ "email", smtp_start, smtp_done },
 };
 
 static const struct transport *

@@ -1,0 +1,266 @@
+/* mail: compose outbound mail. See mail.h. */
+#include "mail.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "crypto.h"
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void
+add(struct buf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+adds(struct buf *b, const char *s)
+{
+	add(b, s, strlen(s));
+}
+
+static int
+ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x7f || ((unsigned char)*s < 0x20 &&
+		    *s != '\t'))
+			return 0;
+	return 1;
+}
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/*
+ * A header "Name: value": ASCII values as they are, others as RFC 2047
+ * B-encoded UTF-8 words of at most 45 input bytes, never splitting a
+ * UTF-8 character, one word per folded line.
+ */
+static void
+header(struct buf *b, const char *name, const char *value)
+{
+	adds(b, name);
+	adds(b, ": ");
+	if (ascii(value)) {
+		adds(b, value);
+		adds(b, "\r\n");
+		return;
+	}
+	const unsigned char *v = (const unsigned char *)value;
+	size_t n = strlen(value), i = 0;
+	while (i < n) {
+		size_t take = n - i < 45 ? n - i : 45;
+		while (take > 0 && i + take < n && (v[i + take] & 0xc0) == 0x80)
+			take--;
+		if (i > 0)
+			adds(b, "\r\n ");
+		adds(b, "=?UTF-8?B?");
+		for (size_t k = 0; k < take; k += 3) {
+			unsigned x = v[i + k] << 16 |
+			    (k + 1 < take ? v[i + k + 1] << 8 : 0) |
+			    (k + 2 < take ? v[i + k + 2] : 0);
+			char q[4] = { b64[x >> 18 & 63], b64[x >> 12 & 63],
+			    k + 1 < take ? b64[x >> 6 & 63] : '=',
+			    k + 2 < take ? b64[x & 63] : '=' };
+			add(b, q, 4);
+		}
+		adds(b, "?=");
+		i += take;
+	}
+	adds(b, "\r\n");
+}
+
+/* Quoted-printable (RFC 2045), lines of at most 76, CRLF line ends. */
+static void
+quoted_printable(struct buf *b, const char *text)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int col = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		char enc[4];
+		size_t n;
+		if (*p == '\r')
+			continue;
+		if (*p == '\n') {
+			adds(b, "\r\n");
+			col = 0;
+			continue;
+		}
+		int blank_at_end = (*p == ' ' || *p == '\t') &&
+		    (p[1] == '\n' || p[1] == '\r' || p[1] == '\0');
+		if ((*p >= 33 && *p <= 126 && *p != '=') ||
+		    ((*p == ' ' || *p == '\t') && !blank_at_end)) {
+			enc[0] = (char)*p;
+			n = 1;
+		} else {
+			enc[0] = '=';
+			enc[1] = hex[*p >> 4];
+			enc[2] = hex[*p & 15];
+			n = 3;
+		}
+		/* A leading dot is safe in SMTP (curl dot-stuffs), but
+		 * keep soft breaks so no line passes 76. */
+		if (col + (int)n > 75) {
+			adds(b, "=\r\n");
+			col = 0;
+		}
+		add(b, enc, n);
+		col += (int)n;
+	}
+	if (col > 0)
+		adds(b, "\r\n");
+}
+
+static void
+text_part(struct buf *b, const char *type, const char *text)
+{
+	adds(b, "Content-Type: ");
+	adds(b, type);
+	adds(b, "; charset=utf-8\r\nContent-Transfer-Encoding: "
+	    "quoted-printable\r\n\r\n");
+	quoted_printable(b, text);
+}
+
+static int
+standard_header(const char *name)
+{
+	static const char *const ours[] = { "From", "To", "Date",
+	    "Message-ID", "Reply-To", "In-Reply-To", "References",
+	    "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
+	    "Auto-Submitted" };
+
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		if (strcasecmp(name, ours[i]) == 0)
+			return 1;
+	return 0;
+}
+
+char *
+mail_compose(const struct mail_out *m, size_t *len_r)
+{
+	struct buf b = { 0 };
+	char date[64], boundary[64];
+	unsigned char rnd[12];
+	time_t t = (time_t)m->date;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	header(&b, "From", m->from);
+	header(&b, "To", m->to);
+	if (m->reply_to != NULL)
+		header(&b, "Reply-To", m->reply_to);
+	header(&b, "Date", date);
+	header(&b, "Message-ID", m->message_id);
+	if (m->in_reply_to != NULL) {
+		header(&b, "In-Reply-To", m->in_reply_to);
+		header(&b, "References", m->in_reply_to);
+	}
+	/* Template headers (Subject, and any the operator added); the
+	 * gateway's own are not theirs to set. */
+	for (size_t i = 0; i < m->r->n_headers; i++)
+		if (!standard_header(m->r->headers[i].name))
+			header(&b, m->r->headers[i].name,
+			    m->r->headers[i].value);
+	if (m->automatic)
+		header(&b, "Auto-Submitted", "auto-generated");
+	header(&b, "MIME-Version", "1.0");
+	if (m->r->html == NULL) {
+		text_part(&b, "text/plain", m->r->text);
+	} else {
+		char hexr[2 * sizeof(rnd) + 1];
+		crypto_random(rnd, sizeof(rnd));
+		crypto_hex(rnd, sizeof(rnd), hexr);
+		snprintf(boundary, sizeof(boundary), "=_escalon_%s", hexr);
+		adds(&b, "Content-Type: multipart/alternative; boundary=\"");
+		adds(&b, boundary);
+		adds(&b, "\"\r\n\r\n--");
+		adds(&b, boundary);
+		adds(&b, "\r\n");
+		text_part(&b, "text/plain", m->r->text);
+		adds(&b, "--");
+		adds(&b, boundary);
+		adds(&b, "\r\n");
+		text_part(&b, "text/html", m->r->html);
+		adds(&b, "--");
+		adds(&b, boundary);
+		adds(&b, "--\r\n");
+	}
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	*len_r = b.len;
+	return b.p;
+}
+
+static void
+token_of(const char *data, const char *secret, char *out)
+{
+	static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+	unsigned char mac[CRYPTO_SHA256_LEN];
+
+	crypto_hmac_sha256(secret, strlen(secret), data, strlen(data), mac);
+	/* 16 characters of 5 bits: the first 80 bits of the MAC. */
+	for (int i = 0; i < MAIL_TOKEN_LEN; i++) {
+		int bit = i * 5, byte = bit / 8, shift = bit % 8;
+		unsigned v = (unsigned)mac[byte] << 8 | mac[byte + 1];
+		out[i] = b32[(v >> (11 - shift)) & 31];
+	}
+	out[MAIL_TOKEN_LEN] = '\0';
+}
+
+void
+mail_token(int64_t ticket_id, const char *secret, char *out)
+{
+	char data[48];
+
+	snprintf(data, sizeof(data), "ticket:%lld", (long long)ticket_id);
+	token_of(data, secret, out);
+}
+
+void
+mail_message_id(int64_t ticket_id, uint64_t n, const char *secret,
+    const char *domain, char *out, size_t len)
+{
+	char data[64], mac[MAIL_TOKEN_LEN + 1];
+
+	snprintf(data, sizeof(data), "%lld-%llu", (long long)ticket_id,
+	    (unsigned long long)n);
+	token_of(data, secret, mac);
+	snprintf(out, len, "<esc-%s.%s@%s>", data, mac, domain);
+}
+
+const char *
+mail_domain(const char *address)
+{
+	const char *at = address != NULL ? strrchr(address, '@') : NULL;
+
+	return at != NULL && at[1] != '\0' ? at + 1 : "localhost";
+}

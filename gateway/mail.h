@@ -1,0 +1,48 @@
+/*
+ * mail: outbound mail as bytes: RFC 5322 headers (RFC 2047 where a value
+ * is not ASCII), a quoted-printable UTF-8 text part and, when the template
+ * has one, an HTML alternative. Also the signed identifiers SPEC.md
+ * fixes: Message-IDs <esc-ID-N.MAC@domain> and reply tokens.
+ *
+ * Lines end in CRLF; no line exceeds 78 characters except a header that
+ * cannot be folded (a long Message-ID), which stays under 998.
+ */
+#ifndef ESCALON_MAIL_H
+#define ESCALON_MAIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tmplset.h"
+
+#define MAIL_TOKEN_LEN 16	/* base32 characters of a reply token */
+
+struct mail_out {
+	const char *from;		/* "Support <support@example.test>" */
+	const char *to;			/* an address */
+	const char *reply_to;		/* or NULL */
+	const char *message_id;		/* "<...>" */
+	const char *in_reply_to;	/* or NULL */
+	int64_t date;
+	int automatic;			/* Auto-Submitted: auto-generated */
+	const struct rendered *r;	/* Subject and other headers, text,
+					   html */
+};
+
+/* The whole message (heap, caller frees) and its length; NULL if OOM. */
+char *mail_compose(const struct mail_out *m, size_t *len_r);
+
+/*
+ * The reply token of a ticket: MAIL_TOKEN_LEN lowercase base32 characters
+ * of HMAC-SHA256("ticket:ID") under secret, into out (17 bytes).
+ */
+void mail_token(int64_t ticket_id, const char *secret, char *out);
+
+/* "<esc-ID-N.MAC@domain>" with MAC the token of "ID-N"; out >= 128. */
+void mail_message_id(int64_t ticket_id, uint64_t n, const char *secret,
+    const char *domain, char *out, size_t len);
+
+/* The domain of an address ("a@b.test" -> "b.test"), or "localhost". */
+const char *mail_domain(const char *address);
+
+#endif
