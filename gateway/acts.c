@@ -200,6 +200,9 @@ do_severity(struct store *st, const struct env *e, int64_t now,
 	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
 	    author) < 0)
 		return -1;
+	if (sched_start_level(st, e, t, now, r->message,
+	    sizeof(r->message)) < 0)
+		return -1;
 	return result(r, ACT_OK, "ESC-%lld: severity %s", (long long)t->id,
 	    a->text);
 }

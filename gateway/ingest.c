@@ -135,26 +135,6 @@ rule_events(struct store *st, int64_t id, int64_t now,
 	return 0;
 }
 
-/* A severity's start_level places the ticket on the ladder at once. */
-static int
-start_level(struct store *st, const struct env *e, struct ticket *t,
-    int64_t now, char *error, size_t error_len)
-{
-	const struct conf_severity *cs = conf_severity(e->conf, t->severity);
-	const struct ladder *l = env_ladder(e, t->ladder);
-	char why[96];
-
-	if (cs == NULL || l == NULL)
-		return 0;
-	int to = ladder_start_level(l, cs->start_level);
-	if (to <= t->level)
-		return 0;
-	snprintf(why, sizeof(why), "severity %s starts at level %d",
-	    t->severity, to);
-	return sched_escalate(st, e, t, to, why, "escalon", 0, now, error,
-	    error_len);
-}
-
 static int
 new_ticket(struct store *st, const struct env *e, int64_t now,
     const struct inbound_msg *m, int64_t linked_to, struct ingest_result *r)
@@ -221,7 +201,8 @@ new_ticket(struct store *st, const struct env *e, int64_t now,
 			goto out;
 	/* From here on, the stored ticket (owned strings) is the one. */
 	if (store_ticket_get(st, t.id, &saved) != 1 ||
-	    start_level(st, e, &saved, now, r->error, sizeof(r->error)) < 0 ||
+	    sched_start_level(st, e, &saved, now, r->error,
+	    sizeof(r->error)) < 0 ||
 	    sched_plan(st, e, &saved, now) < 0)
 		goto out;
 	const char *extra[] = { "message.body", m->body, NULL };
@@ -275,7 +256,7 @@ follow_up_rules(struct store *st, const struct env *e, int64_t now,
 			free(t->sla);
 			t->sla = strdup(sla);
 		}
-		if (start_level(st, e, t, now, r->error,
+		if (sched_start_level(st, e, t, now, r->error,
 		    sizeof(r->error)) < 0)
 			goto out;
 	}

@@ -358,3 +358,23 @@ sched_run_due(struct store *st, const struct env *e, int64_t now, int max,
 	*more_r = 1;
 	return total;
 }
+
+int
+sched_start_level(struct store *st, const struct env *e, struct ticket *t,
+    int64_t now, char *error, size_t error_len)
+{
+	const struct conf_severity *cs = conf_severity(e->conf, t->severity);
+	const struct ladder *l = env_ladder(e, t->ladder);
+	char why[96];
+
+	if (cs == NULL || l == NULL)
+		return 0;
+	int to = ladder_start_level(l, cs->start_level);
+	if (to <= t->level)
+		return 0;
+	snprintf(why, sizeof(why), "severity %s starts at level %d",
+	    t->severity, to);
+	/* A brand-new ticket's customer has just had the ack. */
+	return sched_escalate(st, e, t, to, why, "escalon",
+	    t->created_at != now, now, error, error_len);
+}

@@ -53,6 +53,13 @@ int sched_escalate(struct store *st, const struct env *e, struct ticket *t,
     int64_t now, char *error, size_t error_len);
 
 /*
+ * A severity's start_level places t on the ladder at once (a new ticket,
+ * or one whose severity was raised): escalates when t is below it.
+ */
+int sched_start_level(struct store *st, const struct env *e,
+    struct ticket *t, int64_t now, char *error, size_t error_len);
+
+/*
  * The SLA clocks of t at now, for `show` and `due`: fills states (with
  * SLA_N_CLOCKS entries). Returns 0, or 1 when t's SLA is not configured
  * (states all idle), -1 on store failure.
