@@ -69,11 +69,12 @@
 
 #include "conf.h"
 
+#include "calendar.h"
+
 #define CONF_MAX_FILE	(1024 * 1024)		/* bytes of config */
 #define CONF_MAX_DUR	(3650LL * 86400)	/* seconds */
 #define CONF_MAX_SIZE	(1LL << 30)		/* bytes */
 #define CONF_MAX_LEVELS	20
-#define ZONEINFO	"/usr/share/zoneinfo"
 
 #define DURATION_HINT	"use 45s, 15m, 4h, 2d or sums like 1h30m"
 
@@ -122,9 +123,6 @@ static const char *const field_names[] = {
 	"queue", "customer", "tag", NULL
 };
 static const char *const op_names[] = { "=", "!=", "~", "~*", NULL };
-static const char *const day_names[] = {
-	"mon", "tue", "wed", "thu", "fri", "sat", "sun", NULL
-};
 
 static int
 in_list(const char *const *list, const char *s)
@@ -809,114 +807,6 @@ valid_hostport(const char *s)
 }
 
 static int
-day_index(const char *p)
-{
-	int i;
-
-	for (i = 0; day_names[i] != NULL; i++)
-		if (strncmp(p, day_names[i], 3) == 0 &&
-		    !isalpha((unsigned char)p[3]))
-			return i;
-	return -1;
-}
-
-/* "HH:MM" -> minutes; 24:00 only when ALLOW_24 (the end of a period). */
-static int
-parse_hhmm(const char **pp, int allow_24)
-{
-	const char *p = *pp;
-	int h, m;
-
-	if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]) ||
-	    p[2] != ':' || !isdigit((unsigned char)p[3]) ||
-	    !isdigit((unsigned char)p[4]))
-		return -1;
-	h = (p[0] - '0') * 10 + (p[1] - '0');
-	m = (p[3] - '0') * 10 + (p[4] - '0');
-	if (m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24)))
-		return -1;
-	*pp = p + 5;
-	return h * 60 + m;
-}
-
-/*
- * "mon-fri 09:00-17:00", "sat 10:00-14:00", "mon 22:00-06:00" (crosses
- * midnight into tuesday). NULL when fine, else what is wrong.
- */
-static const char *
-hours_error(const char *s)
-{
-	const char *p = s;
-	int start, end;
-
-	if (day_index(p) < 0)
-		return "unknown day";
-	p += 3;
-	if (*p == '-') {
-		if (day_index(++p) < 0)
-			return "unknown day";
-		p += 3;
-	}
-	if (*p != ' ' && *p != '\t')
-		return "expected a space after the days";
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if ((start = parse_hhmm(&p, 0)) < 0)
-		return "bad start time";
-	if (*p++ != '-')
-		return "expected HH:MM-HH:MM";
-	if ((end = parse_hhmm(&p, 1)) < 0)
-		return "bad end time";
-	if (*p != '\0')
-		return "unexpected text after the times";
-	if (start == end)
-		return "the period is empty";
-	return NULL;
-}
-
-static int
-valid_date(const char *s)
-{
-	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
-	    30, 31 };
-	int i, y, m, d, dim;
-
-	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-		return 0;
-	for (i = 0; i < 10; i++)
-		if (i != 4 && i != 7 && !isdigit((unsigned char)s[i]))
-			return 0;
-	y = atoi(s);
-	m = atoi(s + 5);
-	d = atoi(s + 8);
-	if (y < 1970 || m < 1 || m > 12 || d < 1)
-		return 0;
-	dim = mdays[m - 1];
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		dim = 29;
-	return d <= dim;
-}
-
-/* A zone is a TZif file under ZONEINFO; ".." could climb out of it. */
-static int
-valid_timezone(const char *tz)
-{
-	char path[PATH_MAX], magic[4];
-	ssize_t n;
-	int fd;
-
-	if (*tz == '\0' || *tz == '/' || strstr(tz, "..") != NULL ||
-	    (size_t)snprintf(path, sizeof(path), "%s/%s", ZONEINFO, tz) >=
-	    sizeof(path))
-		return 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	n = read(fd, magic, sizeof(magic));
-	close(fd);
-	return n == 4 && memcmp(magic, "TZif", 4) == 0;
-}
-
-static int
 valid_email(const char *s)
 {
 	const char *at = strchr(s, '@');
@@ -1403,21 +1293,21 @@ load_calendar(struct load *ld, cfg_t *sec, struct conf *c,
 	    get_list(ld, sec, "hours", &k->hours) < 0 ||
 	    get_list(ld, sec, "holidays", &k->holidays) < 0)
 		return -1;
-	if (!valid_timezone(k->timezone))
+	if (!calendar_zone_valid(k->timezone))
 		return fail_key(ld, sec, "timezone", 0, "unknown timezone "
-		    "\"%s\" (use a name under " ZONEINFO ", such as "
+		    "\"%s\" (use an IANA name, such as "
 		    "Europe/Berlin or UTC)", k->timezone);
 	if (k->hours.n == 0)
 		return fail_at(ld, sec, sec_line(ld, sec), "no hours (write "
 		    "hours = {\"mon-fri 09:00-17:00\"}, or \"mon-sun "
 		    "00:00-24:00\" for always open)");
 	for (i = 0; i < k->hours.n; i++)
-		if ((why = hours_error(k->hours.v[i])) != NULL)
+		if ((why = calendar_hours_error(k->hours.v[i])) != NULL)
 			return fail_key(ld, sec, "hours", i, "bad hours \"%s\": "
 			    "%s (write \"mon-fri 09:00-17:00\" or "
 			    "\"sat 10:00-14:00\")", k->hours.v[i], why);
 	for (i = 0; i < k->holidays.n; i++)
-		if (!valid_date(k->holidays.v[i]))
+		if (!calendar_date_valid(k->holidays.v[i]))
 			return fail_key(ld, sec, "holidays", i, "bad holiday "
 			    "\"%s\" (write a real date as YYYY-MM-DD)",
 			    k->holidays.v[i]);

@@ -273,9 +273,8 @@ merge_periods(struct period *p, int n)
 
 /* ---- the zone ---------------------------------------------------------- */
 
-/* NULL, or what is wrong with ZONE; opens c->ucal. */
-static const char *
-open_zone(struct calendar *c, const char *zone)
+int
+calendar_zone_valid(const char *zone)
 {
 	UChar uz[CALENDAR_MAX_ZONE + 1], canon[CALENDAR_MAX_ZONE * 2];
 	UErrorCode st = U_ZERO_ERROR;
@@ -283,19 +282,47 @@ open_zone(struct calendar *c, const char *zone)
 	size_t len = strlen(zone);
 
 	if (len == 0 || len > CALENDAR_MAX_ZONE)
-		return "unknown time zone";
+		return 0;
 	for (size_t i = 0; i < len; i++)
 		if (!isgraph((unsigned char)zone[i]) || (zone[i] & 0x80))
-			return "unknown time zone";
-	memcpy(c->zone, zone, len + 1);
+			return 0;
 	u_uastrcpy(uz, zone);
 	/* ICU maps an unknown id to "Etc/Unknown" (GMT) rather than fail;
 	 * the canonical-id look-up fails instead, and custom ids such as
 	 * "GMT+05:00" are not system (IANA) zones. */
 	ucal_getCanonicalTimeZoneID(uz, -1, canon,
 	    (int32_t)(sizeof(canon) / sizeof(canon[0])), &is_system, &st);
-	if (U_FAILURE(st) || !is_system)
+	return !U_FAILURE(st) && is_system;
+}
+
+const char *
+calendar_hours_error(const char *spec)
+{
+	struct period p;
+	unsigned days;
+
+	return parse_hours(spec, &days, &p);
+}
+
+int
+calendar_date_valid(const char *date)
+{
+	int32_t day;
+
+	return parse_date(date, &day) == 0;
+}
+
+/* NULL, or what is wrong with ZONE; opens c->ucal. */
+static const char *
+open_zone(struct calendar *c, const char *zone)
+{
+	UChar uz[CALENDAR_MAX_ZONE + 1];
+	UErrorCode st = U_ZERO_ERROR;
+
+	if (!calendar_zone_valid(zone))
 		return "unknown time zone";
+	memcpy(c->zone, zone, strlen(zone) + 1);
+	u_uastrcpy(uz, zone);
 	c->ucal = ucal_open(uz, -1, "en_US_POSIX", UCAL_GREGORIAN, &st);
 	if (U_FAILURE(st) || c->ucal == NULL)
 		return "ICU cannot open the time zone";

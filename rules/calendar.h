@@ -90,6 +90,15 @@ struct calendar *calendar_new(const char *timezone,
 /* Frees *cp (NULL is fine) and sets it to NULL. */
 void calendar_free(struct calendar **cp);
 
+/*
+ * The checks calendar_new makes, one value at a time (the config uses
+ * them to name the line): 1 if ZONE is an IANA zone ICU knows; NULL or
+ * what is wrong with one hours string; 1 if DATE is a real YYYY-MM-DD.
+ */
+int calendar_zone_valid(const char *zone);
+const char *calendar_hours_error(const char *spec);
+int calendar_date_valid(const char *date);
+
 /* The zone name as given to calendar_new; borrowed from c. */
 const char *calendar_timezone(const struct calendar *c);
 

@@ -548,8 +548,8 @@ static const struct {
 	{ "bad timezone", 1,
 	    "calendar \"c2\" { timezone = \"Europe/Berln\"\n"
 	    "  hours = {\"mon 09:00-12:00\"} }\n",
-	    "7: calendar \"c2\": unknown timezone \"Europe/Berln\" (use a "
-	    "name under /usr/share/zoneinfo, such as Europe/Berlin or UTC)" },
+	    "7: calendar \"c2\": unknown timezone \"Europe/Berln\" (use an "
+	    "IANA name, such as Europe/Berlin or UTC)" },
 	{ "timezone climbing out", 1,
 	    "calendar \"c2\" { timezone = \"../../../etc/localtime\"\n"
 	    "  hours = {\"mon 09:00-12:00\"} }\n",
