@@ -554,13 +554,12 @@ static const struct {
 	    "calendar \"c2\" { timezone = \"../../../etc/localtime\"\n"
 	    "  hours = {\"mon 09:00-12:00\"} }\n",
 	    "7: calendar \"c2\": unknown timezone \"../../../etc/localtime\" "
-	    "(use a name under /usr/share/zoneinfo, such as Europe/Berlin or "
-	    "UTC)" },
+	    "(use an IANA name, such as Europe/Berlin or UTC)" },
 	{ "timezone that is a folder", 1,
 	    "calendar \"c2\" { timezone = \"Europe\"\n"
 	    "  hours = {\"mon 09:00-12:00\"} }\n",
-	    "7: calendar \"c2\": unknown timezone \"Europe\" (use a name "
-	    "under /usr/share/zoneinfo, such as Europe/Berlin or UTC)" },
+	    "7: calendar \"c2\": unknown timezone \"Europe\" (use an IANA "
+	    "name, such as Europe/Berlin or UTC)" },
 	{ "bad hours", 1,
 	    "calendar \"c2\" { hours = {\"mon 09:00-12:00\",\n"
 	    "                         \"tue 9:00-12:00\"} }\n",
