@@ -18,7 +18,9 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -276,6 +278,150 @@ class Gateway:
     def tickets(self, *args):
         return self.json("tickets", *args, "--json")
 
+    def outbox(self, *args):
+        """`escalon outbox ARGS --json`: the list of rows."""
+        rows = self.json("outbox", *args, "--json")
+        assert isinstance(rows, list), "outbox --json is not a list: %r" % \
+            (rows,)
+        return rows
+
+
+def wait_until(fn, timeout=20, what="condition", interval=0.2):
+    """Call fn until it returns something truthy; return that. On timeout
+    fail with what (a string, or a callable giving one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("after %ss: %s" % (
+                timeout, what() if callable(what) else what))
+        time.sleep(interval)
+
+
+class Received:
+    """One request a Receiver got."""
+
+    def __init__(self, method, path, headers, raw, at):
+        self.method = method
+        self.path = path
+        self.headers = {k.lower(): v for k, v in headers.items()}
+        self.raw = raw
+        self.at = at            # time.monotonic() when it arrived
+        try:
+            self.json = json.loads(raw.decode())
+        except (ValueError, UnicodeDecodeError):
+            self.json = None
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return "<%s %s %s %r>" % (self.method, self.path,
+                                  self.header("X-Escalon-Delivery"),
+                                  self.raw[:200])
+
+
+class Receiver:
+    """An HTTP server on a fixed 127.0.0.1 port that records every request
+    (method, path, headers, raw body) and answers `status` (an int, or a
+    callable(Received) -> int, which may block to hold the request in
+    flight; the request is recorded before it is called). Its port is chosen at construction, so it
+    can be named in a config before it listens (start late), and it can be
+    stopped and started again on the same port."""
+
+    def __init__(self, status=200, port=None):
+        self.port = port or free_port()
+        self.status = status
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = None
+        self.thread = None
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def start(self):
+        assert self.server is None, "receiver already running"
+        rcv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b""
+                req = Received(self.command, self.path, dict(self.headers),
+                               raw, time.monotonic())
+                with rcv.lock:
+                    rcv.requests.append(req)
+                    st = rcv.status
+                code = st(req) if callable(st) else st
+                body = b'{"ok": true}' if code < 300 else b'{"error": "no"}'
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass        # the client went away (a killed gateway)
+
+            do_POST = do_PUT = do_GET = _any
+
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+            block_on_close = False
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        if self.server is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+        self.server = self.thread = None
+
+    def running(self):
+        return self.server is not None
+
+    def set_status(self, status):
+        with self.lock:
+            self.status = status
+
+    def got(self):
+        """A copy of the requests so far."""
+        with self.lock:
+            return list(self.requests)
+
+    def deliveries(self, delivery=None):
+        """Requests, or those with X-Escalon-Delivery == delivery."""
+        return [r for r in self.got() if delivery is None or
+                r.header("X-Escalon-Delivery") == delivery]
+
+    def wait(self, n=1, timeout=20, delivery=None, what=""):
+        """Wait for at least n requests (with that delivery id); returns
+        them all."""
+        def enough():
+            rs = self.deliveries(delivery)
+            return rs if len(rs) >= n else None
+
+        def why():
+            return "receiver on %d got %d requests%s, want %d %s: %r" % (
+                self.port, len(self.deliveries(delivery)),
+                " for %s" % delivery if delivery else "", n, what,
+                self.got()[-5:])
+        return wait_until(enough, timeout, why)
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -316,6 +462,22 @@ def make_gateway(tmp_path, request, escalon_bin):
                 pass
     for g in made:
         check_sanitizer(g.stderr(), "escalon run (%s)" % g.dir)
+
+
+@pytest.fixture
+def make_receiver():
+    """Factory: make_receiver(status=200, start=True) -> Receiver. All are
+    stopped at teardown."""
+    made = []
+
+    def make(status=200, start=True):
+        r = Receiver(status)
+        made.append(r)
+        return r.start() if start else r
+
+    yield make
+    for r in made:
+        r.stop()
 
 
 @pytest.fixture
