@@ -200,7 +200,7 @@ do_severity(struct store *st, const struct env *e, int64_t now,
 	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
 	    author) < 0)
 		return -1;
-	if (sched_start_level(st, e, t, now, r->message,
+	if (sched_start_level(st, e, t, now, 0, r->message,
 	    sizeof(r->message)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: severity %s", (long long)t->id,
@@ -267,7 +267,7 @@ do_escalate(struct store *st, const struct env *e, int64_t now,
 	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
 	    author) < 0)
 		return -1;
-	if (sched_escalate(st, e, t, t->level + 1, why, author, 1, now,
+	if (sched_escalate(st, e, t, t->level + 1, why, author, 0, now,
 	    r->message, sizeof(r->message)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: escalated to level %d (%s)",

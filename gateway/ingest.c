@@ -199,20 +199,20 @@ new_ticket(struct store *st, const struct env *e, int64_t now,
 	for (size_t i = 0; i < out.n_tags; i++)
 		if (store_ticket_tag_add(st, t.id, out.tags[i]) < 0)
 			goto out;
-	/* From here on, the stored ticket (owned strings) is the one. */
-	if (store_ticket_get(st, t.id, &saved) != 1 ||
-	    sched_start_level(st, e, &saved, now, r->error,
-	    sizeof(r->error)) < 0 ||
-	    sched_plan(st, e, &saved, now) < 0)
-		goto out;
+	/* From here on, the stored ticket (owned strings) is the one. A
+	 * start level is where it is created: its messages say so. */
 	const char *extra[] = { "message.body", m->body, NULL };
-	if (outbound_template(st, e->templates, now, &saved, "ack", extra,
+	if (store_ticket_get(st, t.id, &saved) != 1 ||
+	    sched_start_level(st, e, &saved, now, 1, r->error,
+	    sizeof(r->error)) < 0 ||
+	    outbound_template(st, e->templates, now, &saved, "ack", extra,
 	    r->error, sizeof(r->error)) < 0 ||
 	    outbound_notify(st, c, now, &saved, "ticket.created",
 	    json_pack("{s:s, s:s}", "channel", saved.channel, "source",
 	    saved.source), r->error, sizeof(r->error)) < 0 ||
 	    outbound_team(st, e, now, &saved, "agent_new", extra, r->error,
 	    sizeof(r->error)) < 0 ||
+	    sched_plan(st, e, &saved, now) < 0 ||
 	    store_ticket_update(st, &saved) < 0)
 		goto out;
 	r->ticket_id = t.id;
@@ -256,7 +256,7 @@ follow_up_rules(struct store *st, const struct env *e, int64_t now,
 			free(t->sla);
 			t->sla = strdup(sla);
 		}
-		if (sched_start_level(st, e, t, now, r->error,
+		if (sched_start_level(st, e, t, now, 0, r->error,
 		    sizeof(r->error)) < 0)
 			goto out;
 	}
@@ -283,8 +283,10 @@ follow_up(struct store *st, const struct env *e, int64_t now,
 	if (was == TICKET_RESOLVED) {
 		t->state = TICKET_OPEN;
 		t->resolved_at = 0;
-		/* A new resolution cycle: its clock starts again. */
+		/* A new resolution cycle: its clock, and the time at the
+		 * current level, start again. */
 		t->resolution_start = now;
+		t->level_since = now;
 		t->sla_warned &= ~SLA_BIT(SLA_RESOLUTION);
 		t->sla_breached &= ~SLA_BIT(SLA_RESOLUTION);
 		if (state_event(st, t->id, now, was, t->state,

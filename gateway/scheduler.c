@@ -94,6 +94,32 @@ active(const struct ticket *t)
 	return t->state == TICKET_NEW || t->state == TICKET_OPEN;
 }
 
+/*
+ * When time moves t up its ladder, or 0. Time at a level counts like the
+ * resolution clock: open time, not while pending (a ticket waiting on its
+ * customer does not climb).
+ */
+static int64_t
+ladder_due(const struct ladder *l, const struct sla_policy *pol,
+    const struct ticket *t, const struct sla_facts *f, int64_t now)
+{
+	int64_t since = t->level_since != 0 ? t->level_since : t->created_at;
+	int64_t paused = 0;
+
+	if (l == NULL || !active(t))
+		return 0;
+	for (size_t i = 0; i < f->n_pauses; i++) {
+		int64_t from = f->pauses[i].from > since ? f->pauses[i].from :
+		    since;
+		int64_t to = f->pauses[i].to != 0 ? f->pauses[i].to : now;
+		if (to > from)
+			paused += calendar_between(pol->calendar, from, to);
+	}
+	int64_t at = ladder_next_step(l, pol->calendar, t->level, since);
+	return at > 0 && paused > 0 ? calendar_add(pol->calendar, at, paused) :
+	    at;
+}
+
 /* When the next `update` to an escalated ticket's customer is due, or 0. */
 static int64_t
 update_due(const struct ticket *t, const struct sla_policy *pol,
@@ -145,9 +171,7 @@ sched_plan(struct store *st, const struct env *e, struct ticket *t,
 	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
 		return 0;
 	next = sla_next_due(s, &f);
-	if (l != NULL && active(t))
-		earliest(&next, ladder_next_step(l, pol.calendar, t->level,
-		    t->level_since != 0 ? t->level_since : t->created_at));
+	earliest(&next, ladder_due(l, &pol, t, &f, now));
 	earliest(&next, update_due(t, &pol, cu));
 	t->next_due_at = next;
 	return 0;
@@ -155,7 +179,7 @@ sched_plan(struct store *st, const struct env *e, struct ticket *t,
 
 int
 sched_escalate(struct store *st, const struct env *e, struct ticket *t,
-    int to, const char *why, const char *actor, int tell_customer,
+    int to, const char *why, const char *actor, int quiet,
     int64_t now, char *error, size_t error_len)
 {
 	const char *team = env_level_team(e, t->ladder, to);
@@ -182,19 +206,20 @@ sched_escalate(struct store *st, const struct env *e, struct ticket *t,
 		snprintf(error, error_len, "%s", store_error(st));
 		return -1;
 	}
+	log_info("ticket escalated", "ticket=%lld from=%d to=%d why=%s",
+	    (long long)t->id, from, to, log_q(why));
+	if (quiet)
+		return 0;
 	if (outbound_notify(st, e->conf, now, t, "ticket.escalated",
 	    json_pack("{s:i, s:i, s:s}", "from", from, "to", to, "why", why),
+	    error, error_len) < 0 ||
+	    outbound_template(st, e->templates, now, t, "escalated", extra,
 	    error, error_len) < 0)
-		return -1;
-	if (tell_customer && outbound_template(st, e->templates, now, t,
-	    "escalated", extra, error, error_len) < 0)
 		return -1;
 	/* The new team hears of it by mail. */
 	if (outbound_team(st, e, now, t, "agent_escalated", extra, error,
 	    error_len) < 0)
 		return -1;
-	log_info("ticket escalated", "ticket=%lld from=%d to=%d why=%s",
-	    (long long)t->id, from, to, log_q(why));
 	return 0;
 }
 
@@ -266,19 +291,17 @@ sched_fire(struct store *st, const struct env *e, struct ticket *t,
 				snprintf(why, sizeof(why), "%s breached",
 				    sla_clock_name(c));
 				if (sched_escalate(st, e, t, t->level + 1, why,
-				    "escalon", 1, now, error, error_len) < 0)
+				    "escalon", 0, now, error, error_len) < 0)
 					return -1;
 				stepped = 1;
 			}
 		}
 	}
-	if (l != NULL && !stepped && active(t) &&
-	    (at = ladder_next_step(l, pol.calendar, t->level,
-	    t->level_since != 0 ? t->level_since : t->created_at)) > 0 &&
+	if (!stepped && (at = ladder_due(l, &pol, t, &f, now)) > 0 &&
 	    at <= now) {
 		char why[64];
 		snprintf(why, sizeof(why), "time at level %d", t->level);
-		if (sched_escalate(st, e, t, t->level + 1, why, "escalon", 1,
+		if (sched_escalate(st, e, t, t->level + 1, why, "escalon", 0,
 		    now, error, error_len) < 0)
 			return -1;
 	}
@@ -361,7 +384,7 @@ sched_run_due(struct store *st, const struct env *e, int64_t now, int max,
 
 int
 sched_start_level(struct store *st, const struct env *e, struct ticket *t,
-    int64_t now, char *error, size_t error_len)
+    int64_t now, int at_creation, char *error, size_t error_len)
 {
 	const struct conf_severity *cs = conf_severity(e->conf, t->severity);
 	const struct ladder *l = env_ladder(e, t->ladder);
@@ -374,7 +397,8 @@ sched_start_level(struct store *st, const struct env *e, struct ticket *t,
 		return 0;
 	snprintf(why, sizeof(why), "severity %s starts at level %d",
 	    t->severity, to);
-	/* A brand-new ticket's customer has just had the ack. */
-	return sched_escalate(st, e, t, to, why, "escalon",
-	    t->created_at != now, now, error, error_len);
+	/* A new ticket is created on its level: its ack, ticket.created and
+	 * agent_new say so; a later raise is a step like any other. */
+	return sched_escalate(st, e, t, to, why, "escalon", at_creation, now,
+	    error, error_len);
 }

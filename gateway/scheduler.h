@@ -45,11 +45,12 @@ int sched_run_due(struct store *st, const struct env *e, int64_t now,
 
 /*
  * Move t to level `to` (one up from a person or the clock; start_level at
- * creation): event escalated {from, to, why}, the level's team, notify
- * ticket.escalated, and the customer told when tell_customer.
+ * creation): event escalated {from, to, why} and the level's team; unless
+ * quiet, notify ticket.escalated, the customer's `escalated` message and
+ * the new team's agent_escalated mail.
  */
 int sched_escalate(struct store *st, const struct env *e, struct ticket *t,
-    int to, const char *why, const char *actor, int tell_customer,
+    int to, const char *why, const char *actor, int quiet,
     int64_t now, char *error, size_t error_len);
 
 /*
@@ -57,7 +58,8 @@ int sched_escalate(struct store *st, const struct env *e, struct ticket *t,
  * or one whose severity was raised): escalates when t is below it.
  */
 int sched_start_level(struct store *st, const struct env *e,
-    struct ticket *t, int64_t now, char *error, size_t error_len);
+    struct ticket *t, int64_t now, int at_creation, char *error,
+    size_t error_len);
 
 /*
  * The SLA clocks of t at now, for `show` and `due`: fills states (with
