@@ -105,6 +105,22 @@ signer_secret(const struct conf *c, const char *signer)
 	return NULL;
 }
 
+/* The options every transfer shares; then it joins the multi handle. */
+static int
+start_transfer(struct job *j, long timeout, const char **error_r)
+{
+	curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->errbuf);
+	curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+	if (curl_multi_add_handle(j->s->multi, j->easy) != CURLM_OK) {
+		*error_r = "cannot start the transfer";
+		return -1;
+	}
+	return 0;
+}
+
 /* --- HTTP transport ------------------------------------------------------ */
 
 static size_t
@@ -156,17 +172,8 @@ http_start(struct job *j, const char **error_r)
 	    (curl_off_t)j->payload_len);
 	curl_easy_setopt(j->easy, CURLOPT_HTTPHEADER, j->headers);
 	curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "escalon");
-	curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT, (long)SENDER_HTTP_TIMEOUT);
-	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->errbuf);
-	curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
-	if (curl_multi_add_handle(j->s->multi, j->easy) != CURLM_OK) {
-		*error_r = "cannot start the transfer";
-		return -1;
-	}
-	return 0;
+	return start_transfer(j, SENDER_HTTP_TIMEOUT, error_r);
 }
 
 static void
@@ -235,16 +242,7 @@ smtp_start(struct job *j, const char **error_r)
 		curl_easy_setopt(j->easy, CURLOPT_USERNAME, c->user);
 		curl_easy_setopt(j->easy, CURLOPT_PASSWORD, c->password);
 	}
-	curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(j->easy, CURLOPT_TIMEOUT, (long)SENDER_SMTP_TIMEOUT);
-	curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->errbuf);
-	curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
-	if (curl_multi_add_handle(j->s->multi, j->easy) != CURLM_OK) {
-		*error_r = "cannot start the transfer";
-		return -1;
-	}
-	return 0;
+	return start_transfer(j, SENDER_SMTP_TIMEOUT, error_r);
 }
 
 static void

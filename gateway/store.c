@@ -1118,25 +1118,32 @@ store_outbox_due(struct store *st, int64_t now, int limit,
 	    -1 : 0;
 }
 
-int
-store_outbox_next_due(struct store *st, int64_t *at_r)
+/* A one-row min() look-up: 1 and *v_r, 0 when NULL (no rows), -1. */
+static int
+exec_min(struct store *st, enum stmt_id id, const char *what, int64_t *v_r)
 {
-	sqlite3_stmt *s = stmt(st, S_OUTBOX_NEXT_DUE);
+	sqlite3_stmt *s = stmt(st, id);
 	int rc;
 
 	if (s == NULL)
 		return -1;
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-		*at_r = sqlite3_column_int64(s, 0);
+		*v_r = sqlite3_column_int64(s, 0);
 		rc = 1;
 	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
 		rc = 0;
 	} else {
-		rc = fail(st, "next outbound message");
+		rc = fail(st, what);
 	}
 	sqlite3_reset(s);
 	return rc;
+}
+
+int
+store_outbox_next_due(struct store *st, int64_t *at_r)
+{
+	return exec_min(st, S_OUTBOX_NEXT_DUE, "next outbound message", at_r);
 }
 
 int
@@ -1272,22 +1279,7 @@ store_due_tickets(struct store *st, int64_t now, int limit,
 int
 store_next_due(struct store *st, int64_t *at_r)
 {
-	sqlite3_stmt *s = stmt(st, S_NEXT_DUE);
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
-		*at_r = sqlite3_column_int64(s, 0);
-		rc = 1;
-	} else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-		rc = 0;
-	} else {
-		rc = fail(st, "next due ticket");
-	}
-	sqlite3_reset(s);
-	return rc;
+	return exec_min(st, S_NEXT_DUE, "next due ticket", at_r);
 }
 
 int
