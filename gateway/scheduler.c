@@ -120,10 +120,14 @@ ladder_due(const struct ladder *l, const struct sla_policy *pol,
 	    at;
 }
 
-/* When the next `update` to an escalated ticket's customer is due, or 0. */
+/*
+ * When the next `update` to an escalated ticket's customer is due, or 0:
+ * customer_update after the last public word to them, the step up, or the
+ * end of the last pending stretch (while pending, the customer owes us).
+ */
 static int64_t
 update_due(const struct ticket *t, const struct sla_policy *pol,
-    int64_t customer_update)
+    int64_t customer_update, const struct sla_facts *f)
 {
 	int64_t anchor = t->level_since;
 
@@ -134,8 +138,17 @@ update_due(const struct ticket *t, const struct sla_policy *pol,
 		anchor = t->last_public_at;
 	if (t->last_update_at > anchor)
 		anchor = t->last_update_at;
+	if (f->n_pauses > 0 && f->pauses[f->n_pauses - 1].to > anchor)
+		anchor = f->pauses[f->n_pauses - 1].to;
 	return calendar_add(pol->calendar, anchor, customer_update);
 }
+
+/*
+ * A breach that steps the ticket up while it cannot move (pending) is
+ * owed: SCHED_OWED(clock) in sla_breached, paid when it is active again.
+ */
+#define SCHED_OWED(clock) (SLA_BIT(clock) << 8)
+#define SCHED_OWED_ANY (SCHED_OWED(0) | SCHED_OWED(1) | SCHED_OWED(2))
 
 static void
 earliest(int64_t *next, int64_t at)
@@ -168,11 +181,17 @@ sched_plan(struct store *st, const struct env *e, struct ticket *t,
 		t->due_next_update = s[SLA_NEXT_UPDATE].due_at;
 	if (s[SLA_RESOLUTION].status == SLA_RUNNING)
 		t->due_resolution = s[SLA_RESOLUTION].due_at;
-	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED)
+	if (t->state == TICKET_RESOLVED || t->state == TICKET_CLOSED) {
+		/* A step owed from before is void once resolved. */
+		t->sla_breached &= ~SCHED_OWED_ANY;
+		t->due_first_response = t->due_next_update = 0;
 		return 0;
+	}
 	next = sla_next_due(s, &f);
 	earliest(&next, ladder_due(l, &pol, t, &f, now));
-	earliest(&next, update_due(t, &pol, cu));
+	earliest(&next, update_due(t, &pol, cu, &f));
+	if ((t->sla_breached & SCHED_OWED_ANY) && active(t))
+		earliest(&next, now);
 	t->next_due_at = next;
 	return 0;
 }
@@ -285,8 +304,11 @@ sched_fire(struct store *st, const struct env *e, struct ticket *t,
 			    "sla.breached", c, s[c].due_at, error,
 			    error_len) < 0)
 				return -1;
-			if (l != NULL && !stepped && active(t) &&
-			    ladder_steps_on_breach(l, t->level, bit)) {
+			if (l != NULL && ladder_steps_on_breach(l, t->level,
+			    bit) && (stepped || !active(t))) {
+				t->sla_breached |= SCHED_OWED(c);
+			} else if (l != NULL && ladder_steps_on_breach(l,
+			    t->level, bit)) {
 				char why[64];
 				snprintf(why, sizeof(why), "%s breached",
 				    sla_clock_name(c));
@@ -297,6 +319,20 @@ sched_fire(struct store *st, const struct env *e, struct ticket *t,
 			}
 		}
 	}
+	for (int c = 0; !stepped && active(t) && c < SLA_N_CLOCKS; c++) {
+		if (!(t->sla_breached & SCHED_OWED(c)))
+			continue;
+		t->sla_breached &= ~SCHED_OWED(c);
+		if (l == NULL || !ladder_steps_on_breach(l, t->level,
+		    SLA_BIT(c)))
+			continue;
+		char why[64];
+		snprintf(why, sizeof(why), "%s breached", sla_clock_name(c));
+		if (sched_escalate(st, e, t, t->level + 1, why, "escalon", 0,
+		    now, error, error_len) < 0)
+			return -1;
+		stepped = 1;
+	}
 	if (!stepped && (at = ladder_due(l, &pol, t, &f, now)) > 0 &&
 	    at <= now) {
 		char why[64];
@@ -305,7 +341,7 @@ sched_fire(struct store *st, const struct env *e, struct ticket *t,
 		    now, error, error_len) < 0)
 			return -1;
 	}
-	at = update_due(t, &pol, cu);
+	at = update_due(t, &pol, cu, &f);
 	if (at > 0 && at <= now) {
 		t->last_update_at = now;
 		if (outbound_template(st, e->templates, now, t, "update", NULL,

@@ -108,12 +108,14 @@ sla_evaluate(const struct sla_policy *p, const struct sla_facts *f,
     int64_t now, struct sla_clock_state out[SLA_N_CLOCKS])
 {
 	memset(out, 0, SLA_N_CLOCKS * sizeof(*out));
+	/* Resolving stops every clock, answered or not. */
 	simple_clock(p, SLA_FIRST_RESPONSE, f->created_at,
-	    f->first_response_at, now, &out[SLA_FIRST_RESPONSE]);
+	    f->first_response_at != 0 ? f->first_response_at : f->resolved_at,
+	    now, &out[SLA_FIRST_RESPONSE]);
 	/* next_update runs only once the first response has been given. */
 	if (f->first_response_at != 0)
-		simple_clock(p, SLA_NEXT_UPDATE, f->awaiting_since, 0, now,
-		    &out[SLA_NEXT_UPDATE]);
+		simple_clock(p, SLA_NEXT_UPDATE, f->awaiting_since,
+		    f->resolved_at, now, &out[SLA_NEXT_UPDATE]);
 	resolution_clock(p, f, now, &out[SLA_RESOLUTION]);
 }
 

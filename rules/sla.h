@@ -8,6 +8,8 @@
  *   resolution      from creation (or the last reopening) to resolved;
  *                   paused while the ticket is pending
  *
+ * Resolving a ticket stops all three.
+ *
  * Targets count open time of the SLA's calendar. A clock warns at warn_at
  * percent of its target and breaches at the target, once each per cycle:
  * the caller keeps which have happened (sla_facts.warned/breached, one bit

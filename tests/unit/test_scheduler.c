@@ -650,6 +650,85 @@ test_pending_before_first_response(void **state)
 	ticket_release(&t);
 }
 
+
+/* A breach that would step the ticket up while it is pending is owed: it
+ * is paid when the customer answers, not lost. */
+static void
+test_breach_while_pending_steps_on_resume(void **state)
+{
+	struct fx *f = *state;
+	struct shape s = { .state = TICKET_OPEN, .warned = FR };
+	int64_t id = insert(f, &s);
+	struct ticket t;
+	struct evs ev;
+
+	change_state(f, id, TICKET_PENDING, NOW + HOUR);
+	fire(f, id, NOW + 4 * HOUR);		/* first_response breaches */
+	t = get(f, id);
+	assert_int_equal(t.level, 1);		/* pending: no step yet */
+	assert_true(t.sla_breached & FR);
+	ticket_release(&t);
+	ev = events(f, id);
+	assert_int_equal(count_type(&ev, 0, "sla_breached"), 1);
+	assert_int_equal(count_type(&ev, 0, "escalated"), 0);
+
+	/* The customer writes: open again, due at once, and the step. */
+	change_state(f, id, TICKET_OPEN, NOW + 5 * HOUR);
+	t = get(f, id);
+	assert_int_equal(t.next_due_at, NOW + 5 * HOUR);
+	ticket_release(&t);
+	fire(f, id, NOW + 5 * HOUR);
+	ev = events(f, id);
+	int i = find_event(&ev, 0, "escalated");
+	assert_true(i >= 0);
+	assert_escalated(&ev, i, 1, 2, "first_response breached", NOW + 5 * HOUR);
+	/* Paid once: firing again adds nothing. */
+	fire(f, id, NOW + 5 * HOUR);
+	ev = events(f, id);
+	assert_int_equal(count_type(&ev, 0, "escalated"), 1);
+}
+
+/* Resolving stops every clock: no due time is left to show. */
+static void
+test_resolved_without_reply_has_no_due(void **state)
+{
+	struct fx *f = *state;
+	struct shape s = { .state = TICKET_OPEN };
+	int64_t id = insert(f, &s);
+	struct sla_clock_state st[SLA_N_CLOCKS];
+	struct ticket t;
+
+	change_state(f, id, TICKET_RESOLVED, NOW + HOUR);
+	t = get(f, id);
+	assert_int_equal(t.due_first_response, 0);
+	assert_int_equal(t.due_resolution, 0);
+	assert_int_equal(t.next_due_at, 0);
+	t.resolved_at = NOW + HOUR;
+	assert_int_equal(sched_clocks(f->st, env, &t, NOW + 2 * HOUR, st), 0);
+	assert_int_equal(st[SLA_FIRST_RESPONSE].status, SLA_STOPPED);
+	assert_int_equal(st[SLA_FIRST_RESPONSE].elapsed, HOUR);
+	ticket_release(&t);
+}
+
+/* Above level 1, customer updates count from the end of a pending
+ * stretch: the customer has just written, no update is owed at once. */
+static void
+test_update_counts_from_resume(void **state)
+{
+	struct fx *f = *state;
+	struct shape s = { .state = TICKET_OPEN, .level = 2, .warned = FR,
+	    .breached = FR, .first_response = NOW + 60 };
+	int64_t id = insert(f, &s);
+	struct ticket t;
+
+	change_state(f, id, TICKET_PENDING, NOW + 10 * 60);
+	change_state(f, id, TICKET_OPEN, NOW + 5 * HOUR);
+	t = get(f, id);
+	/* customer_update is 1h: from the resume, not from the step. */
+	assert_int_equal(t.next_due_at, NOW + 6 * HOUR);
+	ticket_release(&t);
+}
+
 /* ---- 6. sched_fire ----------------------------------------------------- */
 
 /* At NOW+2h the warning fires and the ladder steps; again at the same
@@ -988,6 +1067,9 @@ main(void)
 		T(test_plan_is_silent),
 		T(test_pending_waits_and_resumes),
 		T(test_pending_before_first_response),
+		T(test_breach_while_pending_steps_on_resume),
+		T(test_resolved_without_reply_has_no_due),
+		T(test_update_counts_from_resume),
 		T(test_fire_warning_and_step),
 		T(test_fire_breach_steps),
 		T(test_fire_late_steps_once),
