@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "outbox.h"
+#include "report.h"
 #include "scheduler.h"
 #include "sla.h"
 #include "store.h"
@@ -819,5 +820,238 @@ cli_due(const struct env *e, int argc, char **argv)
 		}
 	}
 	json_decref(rows);
+	return rc;
+}
+
+/* --- report: escalation KPIs --------------------------------------------- */
+
+struct rows_ctx {
+	struct report_row *v;
+	size_t n, cap;
+	int failed;
+};
+
+/* Copies a row; its strings are interned in the copy's own allocation. */
+static int
+keep_row(const struct report_row *r, void *arg)
+{
+	struct rows_ctx *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct report_row *v = realloc(c->v, cap * sizeof(*v));
+		if (v == NULL) {
+			c->failed = 1;
+			return 1;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	struct report_row *k = &c->v[c->n++];
+	*k = *r;
+	k->queue = r->queue ? strdup(r->queue) : NULL;
+	k->team = r->team ? strdup(r->team) : NULL;
+	k->severity = r->severity ? strdup(r->severity) : NULL;
+	k->root_cause = r->root_cause ? strdup(r->root_cause) : NULL;
+	return 0;
+}
+
+static void
+rows_release(struct rows_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free((char *)c->v[i].queue);
+		free((char *)c->v[i].team);
+		free((char *)c->v[i].severity);
+		free((char *)c->v[i].root_cause);
+	}
+	free(c->v);
+}
+
+static void
+print_number(FILE *f, json_t *v, const char *none)
+{
+	if (json_is_integer(v))
+		fprintf(f, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		fprintf(f, "%.4g", json_real_value(v));
+	else if (json_is_string(v))
+		fprintf(f, "%s", json_string_value(v));
+	else
+		fprintf(f, "%s", none);
+}
+
+/* "key,value" lines: nested objects flattened with dots. */
+static void
+print_csv(const char *prefix, json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v) {
+		char name[256];
+		snprintf(name, sizeof(name), "%s%s%s", prefix,
+		    prefix[0] ? "." : "", k);
+		if (json_is_object(v)) {
+			print_csv(name, v);
+			continue;
+		}
+		/* Names come from the config: quote when CSV needs it. */
+		if (strpbrk(name, ",\"\n") != NULL) {
+			putchar('"');
+			for (const char *p = name; *p; p++) {
+				if (*p == '"')
+					putchar('"');
+				putchar(*p);
+			}
+			putchar('"');
+		} else {
+			fputs(name, stdout);
+		}
+		putchar(',');
+		print_number(stdout, v, "");
+		putchar('\n');
+	}
+}
+
+static void
+print_duration(const char *label, json_t *d)
+{
+	json_t *m = json_object_get(d, "median_s"), *p = json_object_get(d,
+	    "p90_s");
+
+	printf("  %-34s", label);
+	if (json_is_null(m)) {
+		printf("-\n");
+		return;
+	}
+	printf("median %llds, p90 %llds (%lld tickets)\n",
+	    (long long)json_integer_value(m), (long long)json_integer_value(p),
+	    (long long)json_integer_value(json_object_get(d, "count")));
+}
+
+static void
+print_ratio(const char *label, json_t *v)
+{
+	printf("  %-34s", label);
+	if (json_is_real(v))
+		printf("%.1f%%\n", 100 * json_real_value(v));
+	else
+		printf("-\n");
+}
+
+static void
+print_table(json_t *o)
+{
+	static const char *const groups[] = { "by_queue", "by_team",
+	    "by_severity", "by_level" };
+	const char *k;
+	json_t *v;
+
+	printf("Escalation report %s .. %s\n\n", json_string_value(
+	    json_object_get(o, "from")), json_string_value(json_object_get(o,
+	    "to")));
+	printf("  %-34s%lld\n", "tickets", (long long)json_integer_value(
+	    json_object_get(o, "tickets")));
+	printf("  %-34s%lld\n", "escalated", (long long)json_integer_value(
+	    json_object_get(o, "escalated")));
+	print_ratio("escalation rate", json_object_get(o, "escalation_rate"));
+	print_duration("time to escalation", json_object_get(o,
+	    "time_to_escalation"));
+	print_duration("resolution after escalation", json_object_get(o,
+	    "post_escalation_resolution"));
+	print_ratio("SLA met after escalation", json_object_get(o,
+	    "sla_compliance_post_escalation"));
+	print_ratio("root cause recorded (escalated)", json_object_get(o,
+	    "root_cause_frequency"));
+	print_ratio("first response within SLA", json_object_get(o,
+	    "first_response_compliance"));
+	for (int i = 0; i < 2; i++) {
+		json_t *c = json_object_get(json_object_get(o, "csat"),
+		    i == 0 ? "escalated" : "other");
+		printf("  CSAT %-29s", i == 0 ? "escalated" : "not escalated");
+		if (json_is_real(json_object_get(c, "mean")))
+			printf("%.2f (%lld ratings)\n", json_real_value(
+			    json_object_get(c, "mean")), (long long)
+			    json_integer_value(json_object_get(c, "count")));
+		else
+			printf("-\n");
+	}
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		printf("\n  %s\n", groups[g] + 3);
+		json_object_foreach(json_object_get(o, groups[g]), k, v)
+			printf("    %-32s%lld\n", k,
+			    (long long)json_integer_value(v));
+	}
+}
+
+int
+cli_report(const struct env *e, int argc, char **argv)
+{
+	const struct conf *c = e->conf;
+	int64_t to = clock_now(&clock_system), from = to - 30 * 86400, d;
+	int json = 0, csv = 0, have_from = 0, have_to = 0, rc = 2;
+	struct rows_ctx rows = { 0 };
+	struct store *st = NULL;
+	json_t *o = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = 1;
+		} else if (strcmp(argv[i], "--csv") == 0) {
+			csv = 1;
+		} else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+			if (conf_parse_duration(argv[++i], &d) < 0 || d <= 0)
+				return usage_error("--since \"%s\": not a "
+				    "duration (30d, 12h ...)", argv[i]);
+			from = to - d;
+		} else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
+			if (clock_parse(argv[++i], &from) < 0)
+				return usage_error("--from \"%s\": not an RFC "
+				    "3339 time", argv[i]);
+			have_from = 1;
+		} else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) {
+			if (clock_parse(argv[++i], &to) < 0)
+				return usage_error("--to \"%s\": not an RFC "
+				    "3339 time", argv[i]);
+			have_to = 1;
+		} else {
+			return usage_error("report: unknown argument \"%s\"",
+			    argv[i]);
+		}
+	}
+	if (json && csv)
+		return usage_error("%s", "report: --json or --csv, not both");
+	if (have_to && !have_from)
+		return usage_error("%s", "report: --to needs --from");
+	if (from >= to)
+		return usage_error("%s", "report: the window is empty "
+		    "(--from must be before --to)");
+	int opened = open_reader(c, &st);
+	if (opened < 0)
+		return 2;
+	if (opened && (store_report_rows(st, from, to, keep_row, &rows) < 0 ||
+	    rows.failed)) {
+		fprintf(stderr, "escalon: %s\n", store_error(st));
+		goto out;
+	}
+	if ((o = report_build(rows.v, rows.n, from, to)) == NULL) {
+		fprintf(stderr, "escalon: out of memory\n");
+		goto out;
+	}
+	if (json) {
+		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+		putchar('\n');
+	} else if (csv) {
+		printf("metric,value\n");
+		print_csv("", o);
+	} else {
+		print_table(o);
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	rows_release(&rows);
+	store_close(&st);
 	return rc;
 }

@@ -14,6 +14,8 @@ int cli_show(const struct env *e, int argc, char **argv);
 int cli_outbox(const struct env *e, int argc, char **argv);
 /* due [--at TIME] [--json]: what would warn, breach, escalate, send. */
 int cli_due(const struct env *e, int argc, char **argv);
+/* report [--since DUR | --from T [--to T]] [--json | --csv] */
+int cli_report(const struct env *e, int argc, char **argv);
 /* argv[0] is the act's verb. */
 int cli_act(struct env *e, int argc, char **argv);
 

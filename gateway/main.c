@@ -27,6 +27,8 @@ static const char usage[] =
     "  rootcause ID TEXT...              record the root cause\n"
     "  escalate ID [WHY...]              move up one level of the ladder\n"
     "  due [--at TIME] [--json]          what would warn, breach, escalate\n"
+    "  report [--since DUR|--from T --to T] [--json|--csv]\n"
+    "                                    escalation KPIs (default: 30 days)\n"
     "  outbox [--dead] [--retry ID] [--json]\n"
     "                                    outbound messages waiting or dead\n"
     "\n"
@@ -35,7 +37,7 @@ static const char usage[] =
     "2 runtime failure.\n";
 
 /* Commands of SPEC.md that later work brings; named so nobody guesses. */
-static const char *const not_yet[] = { "report", "deliver" };
+static const char *const not_yet[] = { "deliver" };
 
 int
 main(int argc, char **argv)
@@ -82,7 +84,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "tickets") != 0 &&
 	    strcmp(cmd, "show") != 0 && strcmp(cmd, "outbox") != 0 &&
-	    strcmp(cmd, "due") != 0 &&
+	    strcmp(cmd, "due") != 0 && strcmp(cmd, "report") != 0 &&
 	    !acts_known(cmd)) {
 		fprintf(stderr, "escalon: unknown command \"%s\"\n%s", cmd,
 		    usage);
@@ -107,6 +109,8 @@ main(int argc, char **argv)
 		rc = cli_outbox(e, argc - i, argv + i);
 	} else if (strcmp(cmd, "due") == 0) {
 		rc = cli_due(e, argc - i, argv + i);
+	} else if (strcmp(cmd, "report") == 0) {
+		rc = cli_report(e, argc - i, argv + i);
 	} else {
 		rc = cli_act(e, argc - i, argv + i);
 	}

@@ -12,6 +12,7 @@
 #include "store.h"
 
 #include "files.h"
+#include "report.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -176,7 +177,7 @@ enum stmt_id {
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
-	S_DUE_IDS,
+	S_DUE_IDS, S_REPORT_ROWS,
 	S_COUNT
 };
 
@@ -297,6 +298,14 @@ static const char *const sql[S_COUNT] = {
 	    "WHERE next_due_at IS NOT NULL",
 	[S_OPEN_IDS] = "SELECT id FROM tickets WHERE state IN "
 	    "('new','open','pending') ORDER BY id",
+	[S_REPORT_ROWS] =
+	    "SELECT t.id, t.queue, t.team, t.severity, t.level, t.created_at, "
+	    "(SELECT min(e.at) FROM events e WHERE e.ticket_id = t.id AND "
+	    "e.type = 'escalated'), t.first_response_at, t.resolved_at, "
+	    "t.root_cause, t.sla_breached, (SELECT avg(c.score) FROM csat c "
+	    "WHERE c.ticket_id = t.id AND c.score IS NOT NULL) "
+	    "FROM tickets t WHERE t.created_at >= ? AND t.created_at < ? "
+	    "ORDER BY t.id",
 	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at IS NOT NULL "
 	    "AND next_due_at <= ? ORDER BY next_due_at",
 	[S_CHECKPOINT_SET] =
@@ -1317,4 +1326,42 @@ store_ticket_ids(struct store *st, int64_t due_by, int64_t **ids_r,
 	*ids_r = ids;
 	*n_r = n;
 	return 0;
+}
+
+int
+store_report_rows(struct store *st, int64_t from, int64_t to,
+    store_report_cb *cb, void *arg)
+{
+	sqlite3_stmt *s = stmt(st, S_REPORT_ROWS);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, from);
+	sqlite3_bind_int64(s, 2, to);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct report_row r = {
+			.id = sqlite3_column_int64(s, 0),
+			.queue = col_text(s, 1),
+			.team = col_text(s, 2),
+			.severity = col_text(s, 3),
+			.level = sqlite3_column_int(s, 4),
+			.created_at = sqlite3_column_int64(s, 5),
+			.first_escalated_at = sqlite3_column_int64(s, 6),
+			.first_response_at = sqlite3_column_int64(s, 7),
+			.resolved_at = sqlite3_column_int64(s, 8),
+			.root_cause = col_text(s, 9),
+			.sla_breached = (unsigned)sqlite3_column_int(s, 10),
+			.csat = sqlite3_column_type(s, 11) == SQLITE_NULL ?
+			    -1 : sqlite3_column_double(s, 11),
+		};
+		if (cb(&r, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "report rows");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
 }

@@ -160,6 +160,15 @@ int store_outbox_unstick(struct store *st, int *n_r);
 int store_outbox_count(struct store *st, int64_t *pending_r,
     int64_t *dead_r);
 
+/*
+ * One row per ticket created in [from, to) for the KPI report (strings
+ * borrowed for the callback's duration).
+ */
+struct report_row;
+typedef int store_report_cb(const struct report_row *r, void *arg);
+int store_report_rows(struct store *st, int64_t from, int64_t to,
+    store_report_cb *cb, void *arg);
+
 /* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
 int store_checkpoint_get(struct store *st, const char *source,
     char **value_r);

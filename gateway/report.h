@@ -1,0 +1,39 @@
+/*
+ * report: the escalation KPIs of SPEC.md ("KPIs"), computed from one row
+ * per ticket created in the window. Pure over its input: the store
+ * gathers the rows (store_report_rows), this file does the arithmetic.
+ *
+ * A ticket counts as escalated once it reached level 2 or more by any
+ * means (a start level at creation included: time to escalation 0).
+ * Durations are wall-clock seconds; percentiles are nearest-rank. A ratio
+ * with nothing to divide is null.
+ */
+#ifndef ESCALON_REPORT_H
+#define ESCALON_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_t;
+
+struct report_row {
+	int64_t id;
+	const char *queue, *team, *severity;
+	int level;
+	int64_t created_at;
+	int64_t first_escalated_at;	/* 0: never escalated */
+	int64_t first_response_at;	/* 0: none */
+	int64_t resolved_at;		/* 0: not resolved */
+	const char *root_cause;		/* NULL: none */
+	unsigned sla_breached;		/* SLA_BIT()s */
+	double csat;			/* mean rating, < 0: none */
+};
+
+/* The report as SPEC.md's JSON document (the caller decrefs). */
+struct json_t *report_build(const struct report_row *rows, size_t n,
+    int64_t from, int64_t to);
+
+/* Nearest-rank percentile (0 < p <= 100) of n values, sorted in place. */
+int64_t report_percentile(int64_t *v, size_t n, int p);
+
+#endif
