@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "outbox.h"
+#include "views.h"
 #include "report.h"
 #include "scheduler.h"
 #include "sla.h"
@@ -59,34 +60,10 @@ open_reader(const struct conf *c, struct store **st_r)
 	return 1;
 }
 
-static json_t *
-time_json(int64_t t)
-{
-	char buf[CLOCK_RFC3339_LEN];
-
-	return t == 0 ? json_null() : json_string(clock_format(t, buf));
-}
-
 static const char *
 time_text(int64_t t, char *buf)
 {
 	return t == 0 ? "-" : clock_format(t, buf);
-}
-
-static json_t *
-ticket_json(const struct ticket *t)
-{
-	char ref[32];
-
-	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)t->id);
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s?, s:i, s:s, s:s, s:o,"
-	    " s:s?, s:s?}",
-	    "id", (json_int_t)t->id, "ref", ref,
-	    "state", ticket_state_name(t->state), "severity", t->severity,
-	    "queue", t->queue, "team", t->team, "level", t->level,
-	    "channel", t->channel, "subject", t->subject,
-	    "created_at", time_json(t->created_at),
-	    "assignee", t->assignee, "customer_address", t->customer_address);
 }
 
 struct list_ctx {
@@ -101,7 +78,7 @@ list_row(const struct ticket *t, void *arg)
 	char when[CLOCK_RFC3339_LEN];
 
 	if (ctx->array != NULL) {
-		json_array_append_new(ctx->array, ticket_json(t));
+		json_array_append_new(ctx->array, view_ticket(t));
 		return 0;
 	}
 	if (ctx->rows++ == 0)
@@ -165,115 +142,6 @@ cli_tickets(const struct env *e, int argc, char **argv)
 	json_decref(ctx.array);
 	store_close(&st);
 	return rc;
-}
-
-static int
-message_row(const struct message *m, void *arg)
-{
-	json_t *a = arg;
-
-	json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:o,"
-	    " s:s?, s:b}", "direction", m->direction, "channel", m->channel,
-	    "author", m->author, "subject", m->subject, "body", m->body,
-	    "at", time_json(m->at), "message_id", m->message_id,
-	    "internal", strcmp(m->direction, "note") == 0));
-	return 0;
-}
-
-static int
-event_row(const struct event *e, void *arg)
-{
-	json_t *a = arg, *detail;
-	json_error_t jerr;
-
-	detail = json_loads(e->detail, 0, &jerr);
-	if (detail == NULL)
-		detail = json_object();
-	json_array_append_new(a, json_pack("{s:s, s:o, s:s?, s:o}", "type",
-	    e->type, "at", time_json(e->at), "actor", e->actor, "detail",
-	    detail));
-	return 0;
-}
-
-static int
-tag_row(const char *tag, void *arg)
-{
-	json_array_append_new(arg, json_string(tag));
-	return 0;
-}
-
-static const char *const clock_status[] = { "idle", "running", "paused",
-    "stopped" };
-
-/* Each SLA clock: its state, due and warning instants, open time used. */
-static json_t *
-clocks_json(struct store *st, const struct env *e, const struct ticket *t)
-{
-	struct sla_clock_state s[SLA_N_CLOCKS];
-	json_t *o = json_object();
-
-	if (sched_clocks(st, e, t, clock_now(&clock_system), s) < 0) {
-		json_decref(o);
-		return NULL;
-	}
-	for (int c = 0; c < SLA_N_CLOCKS; c++) {
-		unsigned bit = SLA_BIT(c);
-		json_object_set_new(o, sla_clock_name(c), json_pack(
-		    "{s:s, s:o, s:o, s:I, s:b, s:b}",
-		    "state", clock_status[s[c].status],
-		    "due", time_json(s[c].due_at),
-		    "warn_at", time_json(s[c].warn_at),
-		    "elapsed_s", (json_int_t)s[c].elapsed,
-		    "warned", (t->sla_warned & bit) != 0,
-		    "breached", (t->sla_breached & bit) != 0));
-	}
-	return o;
-}
-
-static json_t *
-show_json(struct store *st, const struct env *e, const struct ticket *t)
-{
-	json_t *o = ticket_json(t), *msgs = json_array(),
-	    *events = json_array(), *tags = json_array(), *clocks;
-
-	if (store_message_list(st, t->id, message_row, msgs) < 0 ||
-	    store_event_list(st, t->id, event_row, events) < 0 ||
-	    store_ticket_tags(st, t->id, tag_row, tags) < 0 ||
-	    (clocks = clocks_json(st, e, t)) == NULL) {
-		json_decref(o);
-		json_decref(msgs);
-		json_decref(events);
-		json_decref(tags);
-		return NULL;
-	}
-	json_object_set_new(o, "tags", tags);
-	json_object_set_new(o, "clocks", clocks);
-	json_object_set_new(o, "ladder", t->ladder ? json_string(t->ladder) :
-	    json_null());
-	json_object_set_new(o, "next_due_at", time_json(t->next_due_at));
-	json_object_del(o, "customer_address");
-	json_object_set_new(o, "customer", json_pack("{s:s?, s:s, s:s}",
-	    "name", t->customer_name, "address", t->customer_address,
-	    "channel", t->channel));
-	json_object_set_new(o, "source", json_string(t->source));
-	json_object_set_new(o, "sla", t->sla ? json_string(t->sla) :
-	    json_null());
-	json_object_set_new(o, "root_cause", t->root_cause ?
-	    json_string(t->root_cause) : json_null());
-	json_object_set_new(o, "linked_to", t->linked_to ?
-	    json_integer(t->linked_to) : json_null());
-	json_object_set_new(o, "updated_at", time_json(t->updated_at));
-	json_object_set_new(o, "first_response_at",
-	    time_json(t->first_response_at));
-	json_object_set_new(o, "resolved_at", time_json(t->resolved_at));
-	json_object_set_new(o, "closed_at", time_json(t->closed_at));
-	json_object_set_new(o, "due", json_pack("{s:o, s:o, s:o}",
-	    "first_response", time_json(t->due_first_response),
-	    "next_update", time_json(t->due_next_update),
-	    "resolution", time_json(t->due_resolution)));
-	json_object_set_new(o, "messages", msgs);
-	json_object_set_new(o, "events", events);
-	return o;
 }
 
 static void
@@ -378,7 +246,7 @@ cli_show(const struct env *e, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if ((o = show_json(st, e, &t)) == NULL) {
+	if ((o = view_show(st, e, &t)) == NULL) {
 		fprintf(stderr, "escalon: %s\n", store_error(st));
 		goto out;
 	}
@@ -565,10 +433,10 @@ outbox_row(const struct outbox_row *r, void *arg)
 		    r->template, "channel", r->channel, "recipient",
 		    r->recipient, "identity", r->identity, "state",
 		    outbox_state_name(r->state), "attempts", r->attempts,
-		    "next_attempt_at", time_json(r->next_attempt_at),
+		    "next_attempt_at", view_time(r->next_attempt_at),
 		    "last_error", r->last_error, "created_at",
-		    time_json(r->created_at), "sent_at",
-		    time_json(r->sent_at)));
+		    view_time(r->created_at), "sent_at",
+		    view_time(r->sent_at)));
 		return 0;
 	}
 	if (ctx->rows++ == 0)
@@ -708,7 +576,7 @@ new_event(const struct event *ev, void *arg)
 	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)d->t->id);
 	json_array_append_new(d->rows, json_pack("{s:I, s:s, s:o, s:s, s:o}",
 	    "ticket", (json_int_t)d->t->id, "ref", ref, "at",
-	    time_json(ev->at), "type", ev->type, "detail",
+	    view_time(ev->at), "type", ev->type, "detail",
 	    detail != NULL ? detail : json_object()));
 	return 0;
 }
@@ -824,49 +692,6 @@ cli_due(const struct env *e, int argc, char **argv)
 }
 
 /* --- report: escalation KPIs --------------------------------------------- */
-
-struct rows_ctx {
-	struct report_row *v;
-	size_t n, cap;
-	int failed;
-};
-
-/* Copies a row; its strings are interned in the copy's own allocation. */
-static int
-keep_row(const struct report_row *r, void *arg)
-{
-	struct rows_ctx *c = arg;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 256;
-		struct report_row *v = realloc(c->v, cap * sizeof(*v));
-		if (v == NULL) {
-			c->failed = 1;
-			return 1;
-		}
-		c->v = v;
-		c->cap = cap;
-	}
-	struct report_row *k = &c->v[c->n++];
-	*k = *r;
-	k->queue = r->queue ? strdup(r->queue) : NULL;
-	k->team = r->team ? strdup(r->team) : NULL;
-	k->severity = r->severity ? strdup(r->severity) : NULL;
-	k->root_cause = r->root_cause ? strdup(r->root_cause) : NULL;
-	return 0;
-}
-
-static void
-rows_release(struct rows_ctx *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free((char *)c->v[i].queue);
-		free((char *)c->v[i].team);
-		free((char *)c->v[i].severity);
-		free((char *)c->v[i].root_cause);
-	}
-	free(c->v);
-}
 
 static void
 print_number(FILE *f, json_t *v, const char *none)
@@ -991,7 +816,6 @@ cli_report(const struct env *e, int argc, char **argv)
 	const struct conf *c = e->conf;
 	int64_t to = clock_now(&clock_system), from = to - 30 * 86400, d;
 	int json = 0, csv = 0, have_from = 0, have_to = 0, rc = 2;
-	struct rows_ctx rows = { 0 };
 	struct store *st = NULL;
 	json_t *o = NULL;
 
@@ -1030,13 +854,9 @@ cli_report(const struct env *e, int argc, char **argv)
 	int opened = open_reader(c, &st);
 	if (opened < 0)
 		return 2;
-	if (opened && (store_report_rows(st, from, to, keep_row, &rows) < 0 ||
-	    rows.failed)) {
-		fprintf(stderr, "escalon: %s\n", store_error(st));
-		goto out;
-	}
-	if ((o = report_build(rows.v, rows.n, from, to)) == NULL) {
-		fprintf(stderr, "escalon: out of memory\n");
+	if ((o = view_report(st, from, to)) == NULL) {
+		fprintf(stderr, "escalon: %s\n", st != NULL ? store_error(st) :
+		    "out of memory");
 		goto out;
 	}
 	if (json) {
@@ -1051,7 +871,6 @@ cli_report(const struct env *e, int argc, char **argv)
 	rc = 0;
 out:
 	json_decref(o);
-	rows_release(&rows);
 	store_close(&st);
 	return rc;
 }

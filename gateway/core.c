@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "acts.h"
+#include "api.h"
 #include "clock.h"
 #include "conf.h"
 #include "control.h"
@@ -60,6 +61,8 @@ struct core {
 	struct loop_timer *commit_timer;	/* set while the batch waits */
 	struct loop_timer *sched_timer;		/* the next due ticket */
 	char *secret;
+	char *api_token;
+	struct api api;		/* what the read-only endpoints see */
 };
 
 /* --- the scheduler: SLA clocks and ladder steps ------------------------- */
@@ -289,8 +292,33 @@ hook_handle(struct http_req *req, void *arg)
 	schedule_commit(core);
 }
 
+/* --- read-only endpoints (api.c): no body, answered at once ----------- */
+
+static int64_t
+no_body(struct http_req *req, void *arg)
+{
+	(void)req;
+	(void)arg;
+	return 0;
+}
+
+#define API_ROUTE(fn) \
+	static void fn##_route(struct http_req *req, void *arg) \
+	{ fn(&((struct core *)arg)->api, req); }
+API_ROUTE(api_tickets)
+API_ROUTE(api_ticket)
+API_ROUTE(api_report)
+API_ROUTE(api_metrics)
+API_ROUTE(api_healthz)
+
+/* Exact paths before the prefixes that contain them. */
 static const struct http_route routes[] = {
 	{ "POST", "/hooks/", hook_begin, hook_handle },
+	{ "GET", "/api/tickets", no_body, api_tickets_route },
+	{ "GET", "/api/tickets/", no_body, api_ticket_route },
+	{ "GET", "/api/report", no_body, api_report_route },
+	{ "GET", "/metrics", no_body, api_metrics_route },
+	{ "GET", "/healthz", no_body, api_healthz_route },
 };
 
 /* --- control socket: CLI acts ------------------------------------------ */
@@ -393,6 +421,7 @@ reload(struct core *core)
 	env_free(&core->env);
 	core->env = next;
 	core->conf = next->conf;
+	core->api.env = next;
 	next->secret = core->secret;
 	log_info("config reloaded", "file=%s webhooks=%zu queues=%zu",
 	    log_q(core->config_path), core->conf->n_webhooks,
@@ -455,6 +484,7 @@ core_release(struct core *core)
 	store_close(&core->store);
 	env_free(&core->env);
 	free(core->secret);
+	free(core->api_token);
 	free(core->config_path);
 }
 
@@ -466,7 +496,7 @@ core_run(const char *config_path)
 		.connection_limit = CORE_CONNECTION_LIMIT,
 		.connection_timeout = CORE_CONNECTION_TIMEOUT,
 	};
-	char *error = NULL, *token;
+	char *error = NULL;
 	const char *why;
 	int rc = 2;
 
@@ -487,14 +517,16 @@ core_run(const char *config_path)
 		    "error=%s", log_q(core.conf->secret_file), log_q(why));
 		goto out;
 	}
-	if ((token = crypto_secret_file(core.conf->api_token_file,
+	if ((core.api_token = crypto_secret_file(core.conf->api_token_file,
 	    &why)) == NULL) {
 		log_error("cannot read or create api_token_file", "file=%s "
 		    "error=%s", log_q(core.conf->api_token_file), log_q(why));
 		goto out;
 	}
-	free(token);
 	core.env->secret = core.secret;
+	core.api = (struct api){ .store = core.store, .env = core.env,
+	    .token = core.api_token, .clock = core.clock,
+	    .loopback = api_loopback(core.conf->listen) };
 	if ((core.loop = loop_new()) == NULL ||
 	    (core.batch = ingest_batch_new()) == NULL ||
 	    setup_signals(&core) < 0 ||

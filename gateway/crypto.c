@@ -91,6 +91,34 @@ crypto_signature_ok(const char *header, const char *secret, const void *body,
 }
 
 int
+crypto_base64_decode(const char *in, char **out_r, size_t *len_r)
+{
+	size_t n = strlen(in);
+	unsigned char *out;
+	int len;
+
+	*out_r = NULL;
+	if (n == 0 || n % 4 != 0 || n > 4096)
+		return -1;
+	if ((out = malloc(n / 4 * 3 + 1)) == NULL)
+		return -1;
+	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+	if (len < 0) {
+		free(out);
+		return -1;
+	}
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	if (in[n - 1] == '=')
+		len--;
+	if (in[n - 2] == '=')
+		len--;
+	out[len] = '\0';
+	*out_r = (char *)out;
+	*len_r = (size_t)len;
+	return 0;
+}
+
+int
 crypto_random(void *buf, size_t n)
 {
 	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;

@@ -31,6 +31,10 @@ int crypto_signature_ok(const char *header, const char *secret,
 
 int crypto_random(void *buf, size_t n);
 
+/* Base64 (RFC 4648) to bytes: *out_r heap (caller frees, NUL-ended),
+ * *len_r its length. 0, or -1 when not base64. */
+int crypto_base64_decode(const char *in, char **out_r, size_t *len_r);
+
 /*
  * Read the secret in path, or create it (32 random bytes as hex, mode 0600,
  * folder made if missing) when absent. Returns a heap string or NULL with

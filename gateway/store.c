@@ -177,7 +177,8 @@ enum stmt_id {
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
-	S_DUE_IDS, S_REPORT_ROWS,
+	S_DUE_IDS, S_REPORT_ROWS, S_M_TICKETS, S_M_ESCALATIONS, S_M_WARNINGS,
+	S_M_BREACHES, S_M_INBOUND,
 	S_COUNT
 };
 
@@ -306,6 +307,20 @@ static const char *const sql[S_COUNT] = {
 	    "WHERE c.ticket_id = t.id AND c.score IS NOT NULL) "
 	    "FROM tickets t WHERE t.created_at >= ? AND t.created_at < ? "
 	    "ORDER BY t.id",
+	[S_M_TICKETS] = "SELECT state, level, severity, count(*) FROM tickets "
+	    "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+	[S_M_ESCALATIONS] =
+	    "SELECT NULL, NULL, NULL, count(*) FROM events "
+	    "WHERE type = 'escalated'",
+	[S_M_WARNINGS] =
+	    "SELECT json_extract(detail, '$.clock'), NULL, NULL, count(*) "
+	    "FROM events WHERE type = 'sla_warning' GROUP BY 1 ORDER BY 1",
+	[S_M_BREACHES] =
+	    "SELECT json_extract(detail, '$.clock'), NULL, NULL, count(*) "
+	    "FROM events WHERE type = 'sla_breached' GROUP BY 1 ORDER BY 1",
+	[S_M_INBOUND] =
+	    "SELECT channel, NULL, NULL, count(*) FROM messages "
+	    "WHERE direction = 'in' GROUP BY 1 ORDER BY 1",
 	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at IS NOT NULL "
 	    "AND next_due_at <= ? ORDER BY next_due_at",
 	[S_CHECKPOINT_SET] =
@@ -1364,4 +1379,41 @@ store_report_rows(struct store *st, int64_t from, int64_t to,
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return rc;
+}
+
+int
+store_metrics(struct store *st, store_metric_cb *cb, void *arg)
+{
+	static const struct {
+		enum stmt_id id;
+		enum store_metric_kind kind;
+	} q[] = {
+		{ S_M_TICKETS, STORE_METRIC_TICKETS },
+		{ S_M_ESCALATIONS, STORE_METRIC_ESCALATIONS },
+		{ S_M_WARNINGS, STORE_METRIC_WARNINGS },
+		{ S_M_BREACHES, STORE_METRIC_BREACHES },
+		{ S_M_INBOUND, STORE_METRIC_INBOUND },
+	};
+
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+		sqlite3_stmt *s = stmt(st, q[i].id);
+		int rc;
+
+		if (s == NULL)
+			return -1;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			struct store_metric m = {
+				.kind = q[i].kind,
+				.a = col_text(s, 0),
+				.b = col_text(s, 1),
+				.c = col_text(s, 2),
+				.value = sqlite3_column_int64(s, 3),
+			};
+			cb(&m, arg);
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return fail(st, "metrics");
+	}
+	return 0;
 }

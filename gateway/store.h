@@ -169,6 +169,24 @@ typedef int store_report_cb(const struct report_row *r, void *arg);
 int store_report_rows(struct store *st, int64_t from, int64_t to,
     store_report_cb *cb, void *arg);
 
+/* Counts for /metrics, one callback per sample. */
+enum store_metric_kind {
+	STORE_METRIC_TICKETS,		/* a state, b level, c severity */
+	STORE_METRIC_ESCALATIONS,
+	STORE_METRIC_WARNINGS,		/* a clock */
+	STORE_METRIC_BREACHES,		/* a clock */
+	STORE_METRIC_INBOUND,		/* a channel */
+};
+
+struct store_metric {
+	enum store_metric_kind kind;
+	const char *a, *b, *c;
+	int64_t value;
+};
+
+typedef int store_metric_cb(const struct store_metric *m, void *arg);
+int store_metrics(struct store *st, store_metric_cb *cb, void *arg);
+
 /* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
 int store_checkpoint_get(struct store *st, const char *source,
     char **value_r);

@@ -1,0 +1,292 @@
+/* api: read-only HTTP endpoints. See api.h. */
+#include "api.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clock.h"
+#include "crypto.h"
+#include "httpd.h"
+#include "store.h"
+#include "views.h"
+
+int
+api_loopback(const char *listen)
+{
+	return strncmp(listen, "127.", 4) == 0 ||
+	    strncmp(listen, "[::1]:", 6) == 0 ||
+	    strncmp(listen, "localhost:", 10) == 0;
+}
+
+static int
+token_is(const char *given, const char *token)
+{
+	size_t n = strlen(token);
+
+	return given != NULL && strlen(given) == n &&
+	    crypto_equal(given, token, n);
+}
+
+/*
+ * Bearer TOKEN, or Basic with TOKEN as the password (any user), so a
+ * browser or Prometheus can be given it. Answers 401 and returns 0 when
+ * missing or wrong.
+ */
+static int
+authorized(struct api *a, struct http_req *req)
+{
+	const char *h = http_req_header(req, "Authorization");
+	int ok = 0;
+
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+		ok = token_is(h + 7, a->token);
+	} else if (h != NULL && strncasecmp(h, "Basic ", 6) == 0) {
+		char *dec = NULL;
+		size_t n = 0;
+		if (crypto_base64_decode(h + 6, &dec, &n) == 0) {
+			char *colon = memchr(dec, ':', n);
+			ok = colon != NULL && token_is(colon + 1, a->token);
+		}
+		free(dec);
+	}
+	if (!ok)
+		http_respond_error(req, 401, "an API token is needed "
+		    "(Authorization: Bearer TOKEN, from api_token_file)");
+	return ok;
+}
+
+static void
+respond_json(struct http_req *req, json_t *o)
+{
+	char *text = o != NULL ? json_dumps(o, JSON_INDENT(2) |
+	    JSON_REAL_PRECISION(6)) : NULL;
+
+	if (text == NULL) {
+		http_respond_error(req, 500, "store unavailable");
+		return;
+	}
+	http_respond(req, 200, "application/json", text, strlen(text));
+	free(text);
+	json_decref(o);
+}
+
+void
+api_tickets(struct api *a, struct http_req *req)
+{
+	struct ticket_filter f = { 0 };
+	const char *esc = http_req_query(req, "escalated");
+	enum ticket_state s;
+
+	if (!authorized(a, req))
+		return;
+	f.state = http_req_query(req, "state");
+	f.queue = http_req_query(req, "queue");
+	f.escalated = esc != NULL && strcmp(esc, "1") == 0;
+	if (f.state != NULL && ticket_state_parse(f.state, &s) < 0) {
+		http_respond_error(req, 400, "state must be new, open, "
+		    "pending, resolved or closed");
+		return;
+	}
+	respond_json(req, view_tickets(a->store, &f));
+}
+
+void
+api_ticket(struct api *a, struct http_req *req)
+{
+	const char *id_s = http_req_path(req) + strlen("/api/tickets/");
+	struct ticket t;
+	int64_t id;
+	int found;
+
+	if (!authorized(a, req))
+		return;
+	if (ticket_parse_ref(id_s, &id) < 0) {
+		http_respond_error(req, 400, "not a ticket id (N or ESC-N)");
+		return;
+	}
+	found = store_ticket_get(a->store, id, &t);
+	if (found == 0) {
+		http_respond_error(req, 404, "no such ticket");
+		return;
+	}
+	respond_json(req, found > 0 ? view_show(a->store, a->env, &t) : NULL);
+	ticket_release(&t);
+}
+
+void
+api_report(struct api *a, struct http_req *req)
+{
+	const char *since = http_req_query(req, "since");
+	const char *from_s = http_req_query(req, "from");
+	const char *to_s = http_req_query(req, "to");
+	int64_t to = clock_now(a->clock), from = to - 30 * 86400, d;
+
+	if (!authorized(a, req))
+		return;
+	if (since != NULL) {
+		if (conf_parse_duration(since, &d) < 0 || d <= 0) {
+			http_respond_error(req, 400, "since must be a "
+			    "duration such as 30d");
+			return;
+		}
+		from = to - d;
+	}
+	if ((from_s != NULL && clock_parse(from_s, &from) < 0) ||
+	    (to_s != NULL && clock_parse(to_s, &to) < 0) || from >= to) {
+		http_respond_error(req, 400, "from and to must be RFC 3339 "
+		    "times, from before to");
+		return;
+	}
+	respond_json(req, view_report(a->store, from, to));
+}
+
+/* --- /metrics ------------------------------------------------------------ */
+
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+say(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+say(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (t->len + (size_t)n < t->cap) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap * 2 + (size_t)n + 1;
+		char *p = realloc(t->p, cap);
+		if (p == NULL)
+			return;
+		t->p = p;
+		t->cap = cap;
+	}
+}
+
+/* Label values come from config names: escape as Prometheus wants. */
+static const char *
+label(const char *v, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; v != NULL && *v != '\0' && o + 3 < len; v++) {
+		if (*v == '\\' || *v == '"')
+			buf[o++] = '\\';
+		if (*v == '\n') {
+			buf[o++] = '\\';
+			buf[o++] = 'n';
+			continue;
+		}
+		buf[o++] = *v;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static int
+metric_row(const struct store_metric *m, void *arg)
+{
+	struct text *t = arg;
+	char a[128], b[128], c[128];
+
+	switch (m->kind) {
+	case STORE_METRIC_TICKETS:
+		say(t, "escalon_tickets{state=\"%s\",level=\"%s\","
+		    "severity=\"%s\"} %lld\n", label(m->a, a, sizeof(a)),
+		    label(m->b, b, sizeof(b)), label(m->c, c, sizeof(c)),
+		    (long long)m->value);
+		break;
+	case STORE_METRIC_WARNINGS:
+	case STORE_METRIC_BREACHES:
+		say(t, "escalon_sla_%s_total{clock=\"%s\"} %lld\n",
+		    m->kind == STORE_METRIC_WARNINGS ? "warnings" : "breaches",
+		    label(m->a, a, sizeof(a)), (long long)m->value);
+		break;
+	case STORE_METRIC_INBOUND:
+		say(t, "escalon_inbound_total{channel=\"%s\"} %lld\n",
+		    label(m->a, a, sizeof(a)), (long long)m->value);
+		break;
+	case STORE_METRIC_ESCALATIONS:
+		say(t, "escalon_escalations_total %lld\n",
+		    (long long)m->value);
+		break;
+	}
+	return 0;
+}
+
+void
+api_metrics(struct api *a, struct http_req *req)
+{
+	struct text t = { malloc(4096), 0, 4096 };
+	int64_t pending = 0, dead = 0;
+
+	if (!a->loopback && !authorized(a, req))
+		return;
+	if (t.p == NULL) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	t.p[0] = '\0';
+	say(&t, "# HELP escalon_tickets Tickets by state, level and "
+	    "severity.\n# TYPE escalon_tickets gauge\n"
+	    "# HELP escalon_escalations_total Escalation steps taken.\n"
+	    "# TYPE escalon_escalations_total counter\n"
+	    "# HELP escalon_sla_warnings_total SLA warnings, by clock.\n"
+	    "# TYPE escalon_sla_warnings_total counter\n"
+	    "# HELP escalon_sla_breaches_total SLA breaches, by clock.\n"
+	    "# TYPE escalon_sla_breaches_total counter\n"
+	    "# HELP escalon_inbound_total Messages received, by channel.\n"
+	    "# TYPE escalon_inbound_total counter\n");
+	if (store_metrics(a->store, metric_row, &t) < 0 ||
+	    store_outbox_count(a->store, &pending, &dead) < 0) {
+		free(t.p);
+		http_respond_error(req, 500, "store unavailable");
+		return;
+	}
+	say(&t, "# HELP escalon_outbox_pending Outbound messages waiting or "
+	    "in flight.\n# TYPE escalon_outbox_pending gauge\n"
+	    "escalon_outbox_pending %lld\n"
+	    "# HELP escalon_outbox_dead Outbound messages given up on.\n"
+	    "# TYPE escalon_outbox_dead gauge\nescalon_outbox_dead %lld\n"
+	    "# HELP escalon_child_restarts_total Channel child restarts "
+	    "(no channel children run yet).\n"
+	    "# TYPE escalon_child_restarts_total counter\n",
+	    (long long)pending, (long long)dead);
+	http_respond(req, 200, "text/plain; version=0.0.4", t.p, t.len);
+	free(t.p);
+}
+
+void
+api_healthz(struct api *a, struct http_req *req)
+{
+	int64_t n;
+	int ok;
+
+	if (!a->loopback && !authorized(a, req))
+		return;
+	ok = store_ticket_count(a->store, &n) == 0;
+	json_t *o = json_pack("{s:s, s:s, s:[]}", "status", ok ? "ok" :
+	    "degraded", "store", ok ? "ok" : store_error(a->store),
+	    "channels");
+	char *text = json_dumps(o, JSON_COMPACT);
+	http_respond(req, ok ? 200 : 503, "application/json", text,
+	    strlen(text));
+	free(text);
+	json_decref(o);
+}

@@ -1,0 +1,32 @@
+/*
+ * api: the read side of HTTP (SPEC.md "HTTP"): /api/tickets, /api/tickets/ID
+ * and /api/report (the CLI's --json documents, behind the bearer token),
+ * /metrics (Prometheus text) and /healthz. Handlers answer at once from
+ * the core's own store connection; nothing here writes.
+ */
+#ifndef ESCALON_API_H
+#define ESCALON_API_H
+
+#include "env.h"
+#include "store.h"
+
+struct http_req;
+
+struct api {
+	struct store *store;
+	const struct env *env;		/* the env in force (swapped on reload) */
+	const char *token;		/* api_token_file's contents */
+	int loopback;			/* listen is a loopback address */
+	const struct clock *clock;
+};
+
+/* 1 if listen ("127.0.0.1:8025", "[::1]:8025", "localhost:80") is loopback. */
+int api_loopback(const char *listen);
+
+void api_tickets(struct api *a, struct http_req *req);
+void api_ticket(struct api *a, struct http_req *req);	/* /api/tickets/ID */
+void api_report(struct api *a, struct http_req *req);
+void api_metrics(struct api *a, struct http_req *req);
+void api_healthz(struct api *a, struct http_req *req);
+
+#endif
