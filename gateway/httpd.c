@@ -100,7 +100,9 @@ find_route(const struct httpd *h, const char *method, const char *path)
 		size_t n = strlen(r->path);
 		if (strcmp(r->method, method) != 0)
 			continue;
-		if (r->path[n - 1] == '/' ? strncmp(path, r->path, n) == 0 :
+		/* "/x/" is a prefix; "/" alone is the root page only. */
+		if (n > 1 && r->path[n - 1] == '/' ?
+		    strncmp(path, r->path, n) == 0 :
 		    strcmp(path, r->path) == 0)
 			return r;
 	}

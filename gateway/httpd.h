@@ -20,7 +20,8 @@ struct loop;
 
 struct http_route {
 	const char *method;
-	const char *path;	/* exact, or a prefix when it ends in '/' */
+	const char *path;	/* exact, or a prefix when it ends in '/'
+				   ("/" alone is exact) */
 	/*
 	 * Headers are in: return the largest body taken, or -1 after
 	 * answering with http_respond (404 for an unknown hook...).
