@@ -36,8 +36,8 @@ token_is(const char *given, const char *token)
  * browser or Prometheus can be given it. Answers 401 and returns 0 when
  * missing or wrong.
  */
-static int
-authorized(struct api *a, struct http_req *req)
+int
+api_authorized(struct api *a, struct http_req *req)
 {
 	const char *h = http_req_header(req, "Authorization");
 	int ok = 0;
@@ -81,7 +81,7 @@ api_tickets(struct api *a, struct http_req *req)
 	const char *esc = http_req_query(req, "escalated");
 	enum ticket_state s;
 
-	if (!authorized(a, req))
+	if (!api_authorized(a, req))
 		return;
 	f.state = http_req_query(req, "state");
 	f.queue = http_req_query(req, "queue");
@@ -102,7 +102,7 @@ api_ticket(struct api *a, struct http_req *req)
 	int64_t id;
 	int found;
 
-	if (!authorized(a, req))
+	if (!api_authorized(a, req))
 		return;
 	if (ticket_parse_ref(id_s, &id) < 0) {
 		http_respond_error(req, 400, "not a ticket id (N or ESC-N)");
@@ -125,7 +125,7 @@ api_report(struct api *a, struct http_req *req)
 	const char *to_s = http_req_query(req, "to");
 	int64_t to = clock_now(a->clock), from = to - 30 * 86400, d;
 
-	if (!authorized(a, req))
+	if (!api_authorized(a, req))
 		return;
 	if (since != NULL) {
 		if (conf_parse_duration(since, &d) < 0 || d <= 0) {
@@ -236,7 +236,7 @@ api_metrics(struct api *a, struct http_req *req)
 	struct text t = { malloc(4096), 0, 4096 };
 	int64_t pending = 0, dead = 0;
 
-	if (!a->loopback && !authorized(a, req))
+	if (!a->loopback && !api_authorized(a, req))
 		return;
 	if (t.p == NULL) {
 		http_respond_error(req, 500, "out of memory");
@@ -278,7 +278,7 @@ api_healthz(struct api *a, struct http_req *req)
 	int64_t n;
 	int ok;
 
-	if (!a->loopback && !authorized(a, req))
+	if (!a->loopback && !api_authorized(a, req))
 		return;
 	ok = store_ticket_count(a->store, &n) == 0;
 	json_t *o = json_pack("{s:s, s:s, s:[]}", "status", ok ? "ok" :

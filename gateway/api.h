@@ -23,6 +23,12 @@ struct api {
 /* 1 if listen ("127.0.0.1:8025", "[::1]:8025", "localhost:80") is loopback. */
 int api_loopback(const char *listen);
 
+/*
+ * 1 if req carries the token (Bearer TOKEN, or Basic with TOKEN as the
+ * password); else answers 401 and returns 0.
+ */
+int api_authorized(struct api *a, struct http_req *req);
+
 void api_tickets(struct api *a, struct http_req *req);
 void api_ticket(struct api *a, struct http_req *req);	/* /api/tickets/ID */
 void api_report(struct api *a, struct http_req *req);
