@@ -338,6 +338,11 @@ acts_run(struct store *st, const struct env *e, int64_t now,
 		    (long long)a->ticket_id);
 		return r->code;
 	}
+	/* What fell due while nobody was watching (no gateway running, or
+	 * the scheduler's next wake-up) is recorded before the act. */
+	if (t.next_due_at != 0 && t.next_due_at <= now &&
+	    sched_fire(st, e, &t, now, r->message, sizeof(r->message)) < 0)
+		goto fail;
 	if (fn(st, e, now, a, author, &t, r) < 0) {
 		if (r->code != ACT_OK)
 			goto refused;

@@ -133,7 +133,11 @@ api_report(struct api *a, struct http_req *req)
 			    "duration such as 30d");
 			return;
 		}
-		from = to - d;
+		from = d < to ? to - d : 0;
+	}
+	if (since != NULL && (from_s != NULL || to_s != NULL)) {
+		http_respond_error(req, 400, "since, or from and to: not both");
+		return;
 	}
 	if ((from_s != NULL && clock_parse(from_s, &from) < 0) ||
 	    (to_s != NULL && clock_parse(to_s, &to) < 0) || from >= to) {

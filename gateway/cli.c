@@ -814,8 +814,10 @@ int
 cli_report(const struct env *e, int argc, char **argv)
 {
 	const struct conf *c = e->conf;
+	/* The window [from, to] ends now, this very second included. */
 	int64_t to = clock_now(&clock_system), from = to - 30 * 86400, d;
-	int json = 0, csv = 0, have_from = 0, have_to = 0, rc = 2;
+	int json = 0, csv = 0, have_from = 0, have_to = 0, have_since = 0;
+	int rc = 2;
 	struct store *st = NULL;
 	json_t *o = NULL;
 
@@ -828,7 +830,10 @@ cli_report(const struct env *e, int argc, char **argv)
 			if (conf_parse_duration(argv[++i], &d) < 0 || d <= 0)
 				return usage_error("--since \"%s\": not a "
 				    "duration (30d, 12h ...)", argv[i]);
+			if (d > to)
+				d = to;	/* all of it */
 			from = to - d;
+			have_since = 1;
 		} else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
 			if (clock_parse(argv[++i], &from) < 0)
 				return usage_error("--from \"%s\": not an RFC "
@@ -848,6 +853,9 @@ cli_report(const struct env *e, int argc, char **argv)
 		return usage_error("%s", "report: --json or --csv, not both");
 	if (have_to && !have_from)
 		return usage_error("%s", "report: --to needs --from");
+	if (have_since && have_from)
+		return usage_error("%s", "report: --since or --from/--to, "
+		    "not both");
 	if (from >= to)
 		return usage_error("%s", "report: the window is empty "
 		    "(--from must be before --to)");

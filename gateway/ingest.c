@@ -275,6 +275,10 @@ follow_up(struct store *st, const struct env *e, int64_t now,
 	enum ticket_state was = t->state;
 
 	*fresh_r = 0;
+	/* Overdue SLA steps first, as the scheduler would have. */
+	if (t->next_due_at != 0 && t->next_due_at <= now &&
+	    sched_fire(st, e, t, now, r->error, sizeof(r->error)) < 0)
+		return -1;
 	if (was == TICKET_CLOSED || (was == TICKET_RESOLVED &&
 	    now - t->resolved_at > e->conf->reopen_within)) {
 		*fresh_r = 1;

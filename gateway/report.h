@@ -29,7 +29,7 @@ struct report_row {
 	double csat;			/* mean rating, < 0: none */
 };
 
-/* The report as SPEC.md's JSON document (the caller decrefs). */
+/* The report over [from, to] as SPEC.md's JSON document (caller decrefs). */
 struct json_t *report_build(const struct report_row *rows, size_t n,
     int64_t from, int64_t to);
 

@@ -305,7 +305,7 @@ static const char *const sql[S_COUNT] = {
 	    "e.type = 'escalated'), t.first_response_at, t.resolved_at, "
 	    "t.root_cause, t.sla_breached, (SELECT avg(c.score) FROM csat c "
 	    "WHERE c.ticket_id = t.id AND c.score IS NOT NULL) "
-	    "FROM tickets t WHERE t.created_at >= ? AND t.created_at < ? "
+	    "FROM tickets t WHERE t.created_at >= ? AND t.created_at <= ? "
 	    "ORDER BY t.id",
 	[S_M_TICKETS] = "SELECT state, level, severity, count(*) FROM tickets "
 	    "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",

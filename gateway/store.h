@@ -161,7 +161,7 @@ int store_outbox_count(struct store *st, int64_t *pending_r,
     int64_t *dead_r);
 
 /*
- * One row per ticket created in [from, to) for the KPI report (strings
+ * One row per ticket created in [from, to] for the KPI report (strings
  * borrowed for the callback's duration).
  */
 struct report_row;

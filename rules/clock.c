@@ -34,9 +34,20 @@ clock_format(int64_t t, char *buf)
 	struct tm tm;
 	time_t tt = (time_t)t;
 
-	if (gmtime_r(&tt, &tm) == NULL ||
-	    strftime(buf, CLOCK_RFC3339_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	/* RFC 3339 has four-digit years: 0000 to 9999. */
+	if (t < -62167219200LL)
+		tt = (time_t)-62167219200LL;
+	else if (t > 253402300799LL)
+		tt = (time_t)253402300799LL;
+	if (gmtime_r(&tt, &tm) == NULL) {
 		snprintf(buf, CLOCK_RFC3339_LEN, "%lld", (long long)t);
+		return buf;
+	}
+	snprintf(buf, CLOCK_RFC3339_LEN, "%04u-%02u-%02uT%02u:%02u:%02uZ",
+	    (unsigned)(tm.tm_year + 1900) % 10000u,
+	    (unsigned)(tm.tm_mon + 1) % 100u, (unsigned)tm.tm_mday % 100u,
+	    (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+	    (unsigned)tm.tm_sec % 100u);
 	return buf;
 }
 

@@ -26,7 +26,8 @@ clock_now(const struct clock *c)
 /* A clock that always reads *at; tests move it by writing *at. */
 void clock_fixed_init(struct clock *c, int64_t *at);
 
-/* "2026-12-01T09:30:00Z" into buf (at least CLOCK_RFC3339_LEN bytes). */
+/* "2026-12-01T09:30:00Z" into buf (at least CLOCK_RFC3339_LEN bytes);
+ * instants outside years 0000..9999 are clamped to them. */
 #define CLOCK_RFC3339_LEN 32
 const char *clock_format(int64_t t, char *buf);
 

@@ -615,7 +615,10 @@ def test_report_counts_late_answers_as_late_when_no_gateway_ran(
     assert ts(sb["first_response_at"]) - ts(sb["created_at"]) > 4, sb
     assert ts(sc["resolved_at"]) - ts(sc["created_at"]) > 6, sc
     r = report(gw)
-    assert (r["tickets"], r["escalated"]) == (2, 1), r
+    # B's first_response breach is recorded when the reply is made, and it
+    # steps B up its ladder (on_breach), as a running gateway would have.
+    assert (r["tickets"], r["escalated"]) == (2, 2), r
+    assert [e["type"] for e in sb["events"]].count("sla_breached") == 1, sb
     late = []
     # C: escalated (start level), resolved after its 6 s target: 0/1
     if r["sla_compliance_post_escalation"] != 0:
