@@ -23,12 +23,11 @@ api_loopback(const char *listen)
 }
 
 static int
-token_is(const char *given, const char *token)
+token_is(const char *given, size_t len, const char *token)
 {
 	size_t n = strlen(token);
 
-	return given != NULL && strlen(given) == n &&
-	    crypto_equal(given, token, n);
+	return given != NULL && len == n && crypto_equal(given, token, n);
 }
 
 /*
@@ -43,13 +42,15 @@ api_authorized(struct api *a, struct http_req *req)
 	int ok = 0;
 
 	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
-		ok = token_is(h + 7, a->token);
+		ok = token_is(h + 7, strlen(h + 7), a->token);
 	} else if (h != NULL && strncasecmp(h, "Basic ", 6) == 0) {
 		char *dec = NULL;
 		size_t n = 0;
 		if (crypto_base64_decode(h + 6, &dec, &n) == 0) {
 			char *colon = memchr(dec, ':', n);
-			ok = colon != NULL && token_is(colon + 1, a->token);
+			/* The decoded length counts: no NUL smuggled in. */
+			ok = colon != NULL && token_is(colon + 1,
+			    n - (size_t)(colon + 1 - dec), a->token);
 		}
 		free(dec);
 	}
@@ -137,6 +138,10 @@ api_report(struct api *a, struct http_req *req)
 	}
 	if (since != NULL && (from_s != NULL || to_s != NULL)) {
 		http_respond_error(req, 400, "since, or from and to: not both");
+		return;
+	}
+	if (to_s != NULL && from_s == NULL) {
+		http_respond_error(req, 400, "to needs from");
 		return;
 	}
 	if ((from_s != NULL && clock_parse(from_s, &from) < 0) ||
@@ -234,46 +239,66 @@ metric_row(const struct store_metric *m, void *arg)
 	return 0;
 }
 
+static const struct {
+	enum store_metric_kind kind;
+	const char *name, *type, *help;
+} families[] = {
+	{ STORE_METRIC_TICKETS, "escalon_tickets", "gauge",
+	    "Tickets by state, level and severity." },
+	{ STORE_METRIC_ESCALATIONS, "escalon_escalations_total", "counter",
+	    "Escalation steps taken." },
+	{ STORE_METRIC_WARNINGS, "escalon_sla_warnings_total", "counter",
+	    "SLA warnings, by clock." },
+	{ STORE_METRIC_BREACHES, "escalon_sla_breaches_total", "counter",
+	    "SLA breaches, by clock." },
+	{ STORE_METRIC_INBOUND, "escalon_inbound_total", "counter",
+	    "Messages received, by channel." },
+};
+
+static void
+family(struct text *t, const char *name, const char *type, const char *help)
+{
+	say(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 void
 api_metrics(struct api *a, struct http_req *req)
 {
-	struct text t = { malloc(4096), 0, 4096 };
+	struct text t = { 0 };
 	int64_t pending = 0, dead = 0;
 
 	if (!a->loopback && !api_authorized(a, req))
 		return;
-	if (t.p == NULL) {
+	if ((t.p = malloc(4096)) == NULL) {
 		http_respond_error(req, 500, "out of memory");
 		return;
 	}
+	t.cap = 4096;
 	t.p[0] = '\0';
-	say(&t, "# HELP escalon_tickets Tickets by state, level and "
-	    "severity.\n# TYPE escalon_tickets gauge\n"
-	    "# HELP escalon_escalations_total Escalation steps taken.\n"
-	    "# TYPE escalon_escalations_total counter\n"
-	    "# HELP escalon_sla_warnings_total SLA warnings, by clock.\n"
-	    "# TYPE escalon_sla_warnings_total counter\n"
-	    "# HELP escalon_sla_breaches_total SLA breaches, by clock.\n"
-	    "# TYPE escalon_sla_breaches_total counter\n"
-	    "# HELP escalon_inbound_total Messages received, by channel.\n"
-	    "# TYPE escalon_inbound_total counter\n");
-	if (store_metrics(a->store, metric_row, &t) < 0 ||
-	    store_outbox_count(a->store, &pending, &dead) < 0) {
-		free(t.p);
-		http_respond_error(req, 500, "store unavailable");
-		return;
+	/* Each family whole: HELP and TYPE, then its samples. */
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		family(&t, families[i].name, families[i].type,
+		    families[i].help);
+		if (store_metrics(a->store, families[i].kind, metric_row,
+		    &t) < 0)
+			goto fail;
 	}
-	say(&t, "# HELP escalon_outbox_pending Outbound messages waiting or "
-	    "in flight.\n# TYPE escalon_outbox_pending gauge\n"
-	    "escalon_outbox_pending %lld\n"
-	    "# HELP escalon_outbox_dead Outbound messages given up on.\n"
-	    "# TYPE escalon_outbox_dead gauge\nescalon_outbox_dead %lld\n"
-	    "# HELP escalon_child_restarts_total Channel child restarts "
-	    "(no channel children run yet).\n"
-	    "# TYPE escalon_child_restarts_total counter\n",
-	    (long long)pending, (long long)dead);
+	if (store_outbox_count(a->store, &pending, &dead) < 0)
+		goto fail;
+	family(&t, "escalon_outbox_pending", "gauge",
+	    "Outbound messages waiting or in flight.");
+	say(&t, "escalon_outbox_pending %lld\n", (long long)pending);
+	family(&t, "escalon_outbox_dead", "gauge",
+	    "Outbound messages given up on.");
+	say(&t, "escalon_outbox_dead %lld\n", (long long)dead);
+	family(&t, "escalon_child_restarts_total", "counter",
+	    "Channel child restarts (no channel children run yet).");
 	http_respond(req, 200, "text/plain; version=0.0.4", t.p, t.len);
 	free(t.p);
+	return;
+fail:
+	free(t.p);
+	http_respond_error(req, 500, "store unavailable");
 }
 
 void

@@ -1382,38 +1382,31 @@ store_report_rows(struct store *st, int64_t from, int64_t to,
 }
 
 int
-store_metrics(struct store *st, store_metric_cb *cb, void *arg)
+store_metrics(struct store *st, enum store_metric_kind kind,
+    store_metric_cb *cb, void *arg)
 {
-	static const struct {
-		enum stmt_id id;
-		enum store_metric_kind kind;
-	} q[] = {
-		{ S_M_TICKETS, STORE_METRIC_TICKETS },
-		{ S_M_ESCALATIONS, STORE_METRIC_ESCALATIONS },
-		{ S_M_WARNINGS, STORE_METRIC_WARNINGS },
-		{ S_M_BREACHES, STORE_METRIC_BREACHES },
-		{ S_M_INBOUND, STORE_METRIC_INBOUND },
+	static const enum stmt_id of_kind[] = {
+		[STORE_METRIC_TICKETS] = S_M_TICKETS,
+		[STORE_METRIC_ESCALATIONS] = S_M_ESCALATIONS,
+		[STORE_METRIC_WARNINGS] = S_M_WARNINGS,
+		[STORE_METRIC_BREACHES] = S_M_BREACHES,
+		[STORE_METRIC_INBOUND] = S_M_INBOUND,
 	};
+	sqlite3_stmt *s = stmt(st, of_kind[kind]);
+	int rc;
 
-	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-		sqlite3_stmt *s = stmt(st, q[i].id);
-		int rc;
-
-		if (s == NULL)
-			return -1;
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			struct store_metric m = {
-				.kind = q[i].kind,
-				.a = col_text(s, 0),
-				.b = col_text(s, 1),
-				.c = col_text(s, 2),
-				.value = sqlite3_column_int64(s, 3),
-			};
-			cb(&m, arg);
-		}
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE)
-			return fail(st, "metrics");
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_metric m = {
+			.kind = kind,
+			.a = col_text(s, 0),
+			.b = col_text(s, 1),
+			.c = col_text(s, 2),
+			.value = sqlite3_column_int64(s, 3),
+		};
+		cb(&m, arg);
 	}
-	return 0;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : fail(st, "metrics");
 }

@@ -185,7 +185,8 @@ struct store_metric {
 };
 
 typedef int store_metric_cb(const struct store_metric *m, void *arg);
-int store_metrics(struct store *st, store_metric_cb *cb, void *arg);
+int store_metrics(struct store *st, enum store_metric_kind kind,
+    store_metric_cb *cb, void *arg);
 
 /* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
 int store_checkpoint_get(struct store *st, const char *source,
