@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "control.h"
+#include "dashboard.h"
 #include "crypto.h"
 #include "httpd.h"
 #include "ingest.h"
@@ -310,6 +311,7 @@ API_ROUTE(api_ticket)
 API_ROUTE(api_report)
 API_ROUTE(api_metrics)
 API_ROUTE(api_healthz)
+API_ROUTE(dashboard_page)
 
 /* Exact paths before the prefixes that contain them. */
 static const struct http_route routes[] = {
@@ -319,6 +321,7 @@ static const struct http_route routes[] = {
 	{ "GET", "/api/report", no_body, api_report_route },
 	{ "GET", "/metrics", no_body, api_metrics_route },
 	{ "GET", "/healthz", no_body, api_healthz_route },
+	{ "GET", "/", no_body, dashboard_page_route },
 };
 
 /* --- control socket: CLI acts ------------------------------------------ */

@@ -34,7 +34,7 @@
 #define DAY		INT64_C(86400)
 #define MAX_DAYS	366	/* days a window may span */
 #define MAX_LEVELS	10	/* funnel rows; the last is "level >= 10" */
-#define MAX_QUEUES	64	/* queues told apart; the rest are "other" */
+#define MAX_QUEUES	64	/* queues told apart; the rest: "other" */
 #define LABEL_BYTES	28	/* of a name in an SVG chart */
 
 #define MDASH "&mdash;"
@@ -223,7 +223,7 @@ dashboard_window(int64_t now, int days, int64_t *from_r, int64_t *to_r)
 	int64_t today = now >= 0 ? now / DAY : (now - DAY + 1) / DAY;
 
 	*from_r = (today - days + 1) * DAY;
-	*to_r = now + 1;
+	*to_r = now;
 }
 
 /* ---- the rows of the window ------------------------------------------- */
@@ -558,7 +558,8 @@ chart_funnel(struct text *t, const struct rows *r, const struct env *e)
 	}
 	for (int k = 1; k <= top; k++) {
 		struct hbar *h = &b[k - 1];
-		snprintf(labels[k - 1], sizeof(labels[0]), "level " GE " %d", k);
+		snprintf(labels[k - 1], sizeof(labels[0]), "level " GE " %d",
+		    k);
 		h->label = labels[k - 1];
 		h->cls = k >= 2 ? "esc" : "all";
 		h->frac = r->n ? (double)count[k] / (double)r->n : 0;
@@ -692,8 +693,8 @@ chart_sla_by_queue(struct text *t, const struct rows *r)
 			    "%zu)", e->frac * 100.0, q[i].esc_in_target,
 			    q[i].esc_resolved);
 		else
-			snprintf(e->text, sizeof(e->text), "none resolved "
-			    "after escalation");
+			snprintf(e->text, sizeof(e->text), "no escalated "
+			    "ticket resolved");
 		f->label = "";
 		f->cls = "fr";
 		f->frac = q[i].fr_den ? (double)q[i].fr_ok /
@@ -966,8 +967,8 @@ page_head(struct text *t, int days, int64_t from, int64_t now)
 	put(t, "<header><h1>escalon</h1><nav>Last ");
 	for (size_t i = 0; i < 3; i++) {
 		if (windows[i] == days)
-			say(t, "<strong aria-current=\"page\">%d days</strong> ",
-			    days);
+			say(t, "<strong aria-current=\"page\">%d days"
+			    "</strong> ", days);
 		else
 			say(t, "<a href=\"/?days=%d\">%d days</a> ", windows[i],
 			    windows[i]);

@@ -34,7 +34,7 @@ struct store;
 #define DASHBOARD_DEFAULT_DAYS	30
 #define DASHBOARD_MAX_ESCALATED	200		/* rows in the list */
 #define DASHBOARD_MAX_KEYS	20		/* queues, teams ... shown */
-#define DASHBOARD_MAX_SUBJECT	160		/* bytes of a subject shown */
+#define DASHBOARD_MAX_SUBJECT	160		/* bytes of a subject */
 #define DASHBOARD_MAX_BYTES	(4u << 20)	/* the whole page */
 
 /*
@@ -48,7 +48,8 @@ void dashboard_page(struct api *a, struct http_req *req);
 /* "7", "30" or "90" -> that many days; -1 for anything else. */
 int dashboard_parse_days(const char *s);
 
-/* The window of the last `days` days at now: [*from_r, *to_r). */
+/* The window of the last `days` days at now: [*from_r, *to_r], as
+ * store_report_rows and report_build take it: *to_r is now itself. */
 void dashboard_window(int64_t now, int days, int64_t *from_r,
     int64_t *to_r);
 
