@@ -228,61 +228,6 @@ dashboard_window(int64_t now, int days, int64_t *from_r, int64_t *to_r)
 
 /* ---- the rows of the window ------------------------------------------- */
 
-struct rows {
-	struct report_row *v;
-	size_t n, cap;
-	int failed;
-};
-
-static const char *
-dup_or_null(const char *s, int *failed)
-{
-	char *d;
-
-	if (s == NULL)
-		return NULL;
-	if ((d = strdup(s)) == NULL)
-		*failed = 1;
-	return d;
-}
-
-static int
-keep_row(const struct report_row *r, void *arg)
-{
-	struct rows *c = arg;
-	struct report_row *k;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 256;
-		struct report_row *v = realloc(c->v, cap * sizeof(*v));
-		if (v == NULL) {
-			c->failed = 1;
-			return 1;
-		}
-		c->v = v;
-		c->cap = cap;
-	}
-	k = &c->v[c->n++];
-	*k = *r;
-	k->queue = dup_or_null(r->queue, &c->failed);
-	k->team = dup_or_null(r->team, &c->failed);
-	k->severity = dup_or_null(r->severity, &c->failed);
-	k->root_cause = dup_or_null(r->root_cause, &c->failed);
-	return c->failed;
-}
-
-static void
-rows_release(struct rows *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free((char *)c->v[i].queue);
-		free((char *)c->v[i].team);
-		free((char *)c->v[i].severity);
-		free((char *)c->v[i].root_cause);
-	}
-	free(c->v);
-}
-
 /* As report.c counts them: level 2 or more by any means. */
 static int
 escalated(const struct report_row *r)
@@ -501,7 +446,7 @@ figure_open(struct text *t, const char *id, const char *caption)
 
 /* Escalations per day, by the UTC day of each ticket's first escalation. */
 static int
-chart_per_day(struct text *t, const struct rows *r, int64_t from, int days)
+chart_per_day(struct text *t, const struct report_rows *r, int64_t from, int days)
 {
 	struct vbar *b = calloc((size_t)days, sizeof(*b));
 	int64_t day0 = from / DAY;
@@ -534,7 +479,7 @@ chart_per_day(struct text *t, const struct rows *r, int64_t from, int days)
 
 /* Tickets that reached level >= 1, >= 2 ... */
 static void
-chart_funnel(struct text *t, const struct rows *r, const struct env *e)
+chart_funnel(struct text *t, const struct report_rows *r, const struct env *e)
 {
 	struct hbar b[MAX_LEVELS];
 	char labels[MAX_LEVELS][24];
@@ -590,7 +535,7 @@ bucket_add(struct vbar *b, int64_t s)
 }
 
 static void
-chart_distributions(struct text *t, const struct rows *r)
+chart_distributions(struct text *t, const struct report_rows *r)
 {
 	struct vbar tte[N_BUCKETS], per[N_BUCKETS];
 
@@ -642,7 +587,7 @@ cmp_qstat(const void *a, const void *b)
 
 /* SLA compliance by queue, as report.c counts it overall. */
 static void
-chart_sla_by_queue(struct text *t, const struct rows *r)
+chart_sla_by_queue(struct text *t, const struct report_rows *r)
 {
 	struct qstat q[MAX_QUEUES + 1];
 	struct hbar b[2 * DASHBOARD_MAX_KEYS];
@@ -983,7 +928,7 @@ dashboard_render(struct store *st, const struct env *e, int64_t now,
     int days)
 {
 	struct text t = { 0 };
-	struct rows r = { 0 };
+	struct report_rows r = { 0 };
 	json_t *o = NULL;
 	int64_t from, to;
 	char at[CLOCK_RFC3339_LEN];
@@ -994,7 +939,7 @@ dashboard_render(struct store *st, const struct env *e, int64_t now,
 	if (days > MAX_DAYS)
 		days = MAX_DAYS;
 	dashboard_window(now, days, &from, &to);
-	if (st != NULL && (store_report_rows(st, from, to, keep_row, &r) < 0
+	if (st != NULL && (store_report_rows(st, from, to, report_rows_add, &r) < 0
 	    || r.failed))
 		goto out;
 	if ((o = report_build(r.v, r.n, from, to)) == NULL)
@@ -1031,7 +976,7 @@ dashboard_render(struct store *st, const struct env *e, int64_t now,
 	ok = !t.failed;
 out:
 	json_decref(o);
-	rows_release(&r);
+	report_rows_release(&r);
 	if (!ok) {
 		free(t.p);
 		return NULL;

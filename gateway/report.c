@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "sla.h"
@@ -138,4 +139,54 @@ report_build(const struct report_row *rows, size_t n, int64_t from,
 	free(to_esc);
 	free(post);
 	return out;
+}
+
+static const char *
+dup_or_null(const char *s, int *failed)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = strdup(s)) == NULL)
+		*failed = 1;
+	return d;
+}
+
+int
+report_rows_add(const struct report_row *r, void *arg)
+{
+	struct report_rows *c = arg;
+	struct report_row *k;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		struct report_row *v = realloc(c->v, cap * sizeof(*v));
+		if (v == NULL) {
+			c->failed = 1;
+			return 1;
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	k = &c->v[c->n++];
+	*k = *r;
+	k->queue = dup_or_null(r->queue, &c->failed);
+	k->team = dup_or_null(r->team, &c->failed);
+	k->severity = dup_or_null(r->severity, &c->failed);
+	k->root_cause = dup_or_null(r->root_cause, &c->failed);
+	return c->failed;
+}
+
+void
+report_rows_release(struct report_rows *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free((char *)c->v[i].queue);
+		free((char *)c->v[i].team);
+		free((char *)c->v[i].severity);
+		free((char *)c->v[i].root_cause);
+	}
+	free(c->v);
+	memset(c, 0, sizeof(*c));
 }

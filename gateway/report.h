@@ -29,6 +29,17 @@ struct report_row {
 	double csat;			/* mean rating, < 0: none */
 };
 
+/* Rows kept for a report: filled by report_rows_add (a store_report_rows
+ * callback that copies each row), freed by report_rows_release. */
+struct report_rows {
+	struct report_row *v;
+	size_t n, cap;
+	int failed;			/* out of memory: rows are incomplete */
+};
+
+int report_rows_add(const struct report_row *r, void *arg);
+void report_rows_release(struct report_rows *rows);
+
 /* The report over [from, to] as SPEC.md's JSON document (caller decrefs). */
 struct json_t *report_build(const struct report_row *rows, size_t n,
     int64_t from, int64_t to);

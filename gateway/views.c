@@ -173,58 +173,15 @@ view_tickets(struct store *st, const struct ticket_filter *f)
 	return ctx.array;
 }
 
-struct rows_ctx {
-	struct report_row *v;
-	size_t n, cap;
-	int failed;
-};
-
-/* Copies a row; its strings are interned in the copy's own allocation. */
-static int
-keep_row(const struct report_row *r, void *arg)
-{
-	struct rows_ctx *c = arg;
-
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 256;
-		struct report_row *v = realloc(c->v, cap * sizeof(*v));
-		if (v == NULL) {
-			c->failed = 1;
-			return 1;
-		}
-		c->v = v;
-		c->cap = cap;
-	}
-	struct report_row *k = &c->v[c->n++];
-	*k = *r;
-	k->queue = r->queue ? strdup(r->queue) : NULL;
-	k->team = r->team ? strdup(r->team) : NULL;
-	k->severity = r->severity ? strdup(r->severity) : NULL;
-	k->root_cause = r->root_cause ? strdup(r->root_cause) : NULL;
-	return 0;
-}
-
-static void
-rows_release(struct rows_ctx *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free((char *)c->v[i].queue);
-		free((char *)c->v[i].team);
-		free((char *)c->v[i].severity);
-		free((char *)c->v[i].root_cause);
-	}
-	free(c->v);
-}
-
 json_t *
 view_report(struct store *st, int64_t from, int64_t to)
 {
-	struct rows_ctx rows = { 0 };
+	struct report_rows rows = { 0 };
 	json_t *o = NULL;
 
-	if (st == NULL || (store_report_rows(st, from, to, keep_row,
+	if (st == NULL || (store_report_rows(st, from, to, report_rows_add,
 	    &rows) == 0 && !rows.failed))
 		o = report_build(rows.v, rows.n, from, to);
-	rows_release(&rows);
+	report_rows_release(&rows);
 	return o;
 }
