@@ -15,7 +15,7 @@ DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
             libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev \
             libicu-dev tzdata
 DEB_TEST  = libcmocka-dev python3 python3-pytest python3-aiosmtpd curl \
-            wrk
+            wrk chromium
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 CC       ?= cc

@@ -224,3 +224,41 @@ def test_non_loopback_needs_the_token(make_gateway):
     basic = base64.b64encode(("me:" + tok).encode()).decode()
     p = get(gw.port, "/", {"Authorization": "Basic " + basic})
     assert_self_contained(p, "/ (basic)")
+
+
+# --- in a real browser --------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_renders_in_headless_chromium(make_gateway, tmp_path):
+    """Debian's Chromium loads the page with no console message and takes a
+    screenshot (kept as tests/e2e/artifacts/dashboard.png)."""
+    import os
+    import shutil
+    import subprocess
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (make deps installs it)")
+    gw = start(make_gateway)
+    new_ticket(gw, "b-1", subject="Checkout down again", severity="critical")
+    new_ticket(gw, "b-2", subject="Invoice question")
+    assert get_page(gw, "/").status == 200
+    shot = tmp_path / "dashboard.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--user-data-dir=%s" % (tmp_path / "profile"),
+             "--enable-logging=stderr", "--v=0",
+             "--window-size=1280,1600"]
+    url = "http://127.0.0.1:%d/" % gw.port
+    p = subprocess.run([CHROMIUM, *flags, "--screenshot=%s" % shot, url],
+                       capture_output=True, text=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10000, p.stderr[-2000:]
+    console = [line for line in p.stderr.splitlines() if "CONSOLE" in line]
+    assert console == [], console
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
+    assert "Checkout down again" in dom.stdout, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") >= 4
+    keep = REPO / "tests" / "e2e" / "artifacts"
+    keep.mkdir(exist_ok=True)
+    shutil.copy(shot, keep / "dashboard.png")
