@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "log.h"
 #include "outbound.h"
 #include "scheduler.h"
@@ -130,6 +131,31 @@ root_cause(struct store *st, struct ticket *t, int64_t now,
 	    json_pack("{s:s}", "cause", cause));
 }
 
+/*
+ * The customer hears that the ticket is resolved, with a one-tap survey
+ * (GET /csat/TOKEN?score=1..5) whose token is stored for the rating.
+ */
+static int
+tell_resolved(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, struct act_result *r)
+{
+	unsigned char raw[16];
+	char token[2 * sizeof(raw) + 1], url[1024];
+
+	if (t->reply_url == NULL)
+		return 0;	/* no channel to the customer yet */
+	if (crypto_random(raw, sizeof(raw)) < 0)
+		return -1;
+	crypto_hex(raw, sizeof(raw), token);
+	snprintf(url, sizeof(url), "%s/csat/%s", e->conf->base_url, token);
+	const char *extra[] = { "csat.url", url, NULL };
+	if (store_csat_create(st, t->id, token, now) < 0 ||
+	    outbound_template(st, e->templates, now, t, "resolved", extra,
+	    r->message, sizeof(r->message)) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 do_resolve(struct store *st, const struct env *e, int64_t now,
     const struct act *a, const char *author, struct ticket *t,
@@ -143,6 +169,7 @@ do_resolve(struct store *st, const struct env *e, int64_t now,
 		return -1;
 	t->resolved_at = now;
 	if (set_state(st, t, now, TICKET_RESOLVED, author) < 0 ||
+	    tell_resolved(st, e, now, t, r) < 0 ||
 	    outbound_notify(st, e->conf, now, t, "ticket.resolved",
 	    json_pack("{s:s?, s:s}", "cause", t->root_cause, "by", author),
 	    r->message, sizeof(r->message)) < 0)

@@ -319,3 +319,65 @@ api_healthz(struct api *a, struct http_req *req)
 	free(text);
 	json_decref(o);
 }
+
+static void
+csat_page(struct http_req *req, unsigned status, const char *title,
+    const char *text)
+{
+	char page[1024];
+	int n = snprintf(page, sizeof(page), "<!DOCTYPE html>\n<html lang=\"en\">"
+	    "<head><meta charset=\"utf-8\"><meta name=\"viewport\" "
+	    "content=\"width=device-width\"><title>%s</title></head><body "
+	    "style=\"font-family:sans-serif;max-width:32em;margin:3em auto\">"
+	    "<h1>%s</h1><p>%s</p></body></html>\n", title, title, text);
+
+	http_respond(req, status, "text/html; charset=utf-8", page,
+	    (size_t)n);
+}
+
+void
+api_csat(struct api *a, struct http_req *req)
+{
+	const char *token = http_req_path(req) + strlen("/csat/");
+	const char *score_s = http_req_query(req, "score");
+	int64_t now = clock_now(a->clock), ticket = 0;
+	int score, found;
+
+	if (score_s == NULL || score_s[0] < '1' || score_s[0] > '5' ||
+	    score_s[1] != '\0') {
+		csat_page(req, 400, "Rate us from 1 to 5", "Please use one of "
+		    "the links in our message: they end in ?score=1 to "
+		    "?score=5.");
+		return;
+	}
+	if (strlen(token) != 32 || strspn(token, "0123456789abcdef") != 32) {
+		csat_page(req, 404, "Unknown survey", "This link is not one "
+		    "of ours, or it was cut short.");
+		return;
+	}
+	score = score_s[0] - '0';
+	if (store_begin(a->store) < 0)
+		goto fail;
+	found = store_csat_rate(a->store, token, score, now, &ticket);
+	if (found < 0)
+		goto rollback;
+	if (found == 0) {
+		store_rollback(a->store);
+		csat_page(req, 404, "Unknown survey", "This link is not one "
+		    "of ours, or it was cut short.");
+		return;
+	}
+	if (store_event_add(a->store, ticket, now, "csat", "customer",
+	    json_pack("{s:i}", "score", score)) < 0 ||
+	    store_commit(a->store) < 0)
+		goto rollback;
+	csat_page(req, 200, "Thank you", "Your rating is recorded. If you "
+	    "change your mind, another link from the same message replaces "
+	    "it.");
+	return;
+rollback:
+	store_rollback(a->store);
+fail:
+	csat_page(req, 503, "Please try again", "We could not record your "
+	    "rating just now.");
+}

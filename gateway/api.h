@@ -34,5 +34,8 @@ void api_ticket(struct api *a, struct http_req *req);	/* /api/tickets/ID */
 void api_report(struct api *a, struct http_req *req);
 void api_metrics(struct api *a, struct http_req *req);
 void api_healthz(struct api *a, struct http_req *req);
+/* GET /csat/TOKEN?score=1..5: the customer's rating (the token is the
+ * credential); a small HTML page answers. */
+void api_csat(struct api *a, struct http_req *req);
 
 #endif

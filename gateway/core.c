@@ -312,6 +312,7 @@ API_ROUTE(api_report)
 API_ROUTE(api_metrics)
 API_ROUTE(api_healthz)
 API_ROUTE(dashboard_page)
+API_ROUTE(api_csat)
 
 /* Exact paths before the prefixes that contain them. */
 static const struct http_route routes[] = {
@@ -322,6 +323,7 @@ static const struct http_route routes[] = {
 	{ "GET", "/metrics", no_body, api_metrics_route },
 	{ "GET", "/healthz", no_body, api_healthz_route },
 	{ "GET", "/", no_body, dashboard_page_route },
+	{ "GET", "/csat/", no_body, api_csat_route },
 };
 
 /* --- control socket: CLI acts ------------------------------------------ */

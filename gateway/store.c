@@ -178,7 +178,7 @@ enum stmt_id {
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
 	S_DUE_IDS, S_REPORT_ROWS, S_M_TICKETS, S_M_ESCALATIONS, S_M_WARNINGS,
-	S_M_BREACHES, S_M_INBOUND,
+	S_M_BREACHES, S_M_INBOUND, S_CSAT_CREATE, S_CSAT_FIND, S_CSAT_RATE,
 	S_COUNT
 };
 
@@ -321,6 +321,11 @@ static const char *const sql[S_COUNT] = {
 	[S_M_INBOUND] =
 	    "SELECT channel, NULL, NULL, count(*) FROM messages "
 	    "WHERE direction = 'in' GROUP BY 1 ORDER BY 1",
+	[S_CSAT_CREATE] =
+	    "INSERT INTO csat (ticket_id, token, sent_at) VALUES (?, ?, ?)",
+	[S_CSAT_FIND] = "SELECT ticket_id FROM csat WHERE token = ?",
+	[S_CSAT_RATE] =
+	    "UPDATE csat SET score = ?, answered_at = ? WHERE token = ?",
 	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at IS NOT NULL "
 	    "AND next_due_at <= ? ORDER BY next_due_at",
 	[S_CHECKPOINT_SET] =
@@ -1409,4 +1414,39 @@ store_metrics(struct store *st, enum store_metric_kind kind,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : fail(st, "metrics");
+}
+
+int
+store_csat_create(struct store *st, int64_t ticket_id, const char *token,
+    int64_t at)
+{
+	sqlite3_stmt *s = stmt(st, S_CSAT_CREATE);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	bind_text(s, 2, token);
+	sqlite3_bind_int64(s, 3, at);
+	return exec_done(st, s, "create survey");
+}
+
+int
+store_csat_rate(struct store *st, const char *token, int score, int64_t at,
+    int64_t *ticket_id_r)
+{
+	sqlite3_stmt *s = stmt(st, S_CSAT_FIND);
+	int found;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, token);
+	found = exec_find_int(st, s, "find survey", ticket_id_r);
+	if (found <= 0)
+		return found;
+	if ((s = stmt(st, S_CSAT_RATE)) == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, score);
+	sqlite3_bind_int64(s, 2, at);
+	bind_text(s, 3, token);
+	return exec_done(st, s, "rate") < 0 ? -1 : 1;
 }

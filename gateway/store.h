@@ -188,6 +188,16 @@ typedef int store_metric_cb(const struct store_metric *m, void *arg);
 int store_metrics(struct store *st, enum store_metric_kind kind,
     store_metric_cb *cb, void *arg);
 
+/*
+ * Satisfaction ratings: a survey token per resolution; a rating (1..5)
+ * answers it, a later one replaces it. store_csat_rate: 1 and the ticket
+ * id, or 0 for an unknown token.
+ */
+int store_csat_create(struct store *st, int64_t ticket_id, const char *token,
+    int64_t at);
+int store_csat_rate(struct store *st, const char *token, int score,
+    int64_t at, int64_t *ticket_id_r);
+
 /* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
 int store_checkpoint_get(struct store *st, const char *source,
     char **value_r);
