@@ -150,7 +150,7 @@ api_report(struct api *a, struct http_req *req)
 		    "times, from before to");
 		return;
 	}
-	respond_json(req, view_report(a->store, from, to));
+	respond_json(req, view_report(a->store, a->env, from, to));
 }
 
 /* --- /metrics ------------------------------------------------------------ */

@@ -750,9 +750,15 @@ print_duration(const char *label, json_t *d)
 		printf("-\n");
 		return;
 	}
-	printf("median %llds, p90 %llds (%lld tickets)\n",
+	printf("median %llds, p90 %llds (%lld tickets)",
 	    (long long)json_integer_value(m), (long long)json_integer_value(p),
 	    (long long)json_integer_value(json_object_get(d, "count")));
+	if (json_object_get(d, "median_business_s") != NULL)
+		printf("; open time: median %llds, p90 %llds",
+		    (long long)json_integer_value(json_object_get(d,
+		    "median_business_s")), (long long)json_integer_value(
+		    json_object_get(d, "p90_business_s")));
+	putchar('\n');
 }
 
 static void
@@ -862,7 +868,7 @@ cli_report(const struct env *e, int argc, char **argv)
 	int opened = open_reader(c, &st);
 	if (opened < 0)
 		return 2;
-	if ((o = view_report(st, from, to)) == NULL) {
+	if ((o = view_report(st, e, from, to)) == NULL) {
 		fprintf(stderr, "escalon: %s\n", st != NULL ? store_error(st) :
 		    "out of memory");
 		goto out;

@@ -5,8 +5,10 @@
  *
  * A ticket counts as escalated once it reached level 2 or more by any
  * means (a start level at creation included: time to escalation 0).
- * Durations are wall-clock seconds; percentiles are nearest-rank. A ratio
- * with nothing to divide is null.
+ * Durations are wall-clock seconds; percentiles are nearest-rank. Where
+ * the rows carry business-time durations, the distributions also give
+ * median_business_s and p90_business_s. A ratio with nothing to divide is
+ * null.
  */
 #ifndef ESCALON_REPORT_H
 #define ESCALON_REPORT_H
@@ -27,6 +29,10 @@ struct report_row {
 	const char *root_cause;		/* NULL: none */
 	unsigned sla_breached;		/* SLA_BIT()s */
 	double csat;			/* mean rating, < 0: none */
+	const char *sla;		/* the ticket's SLA, or NULL */
+	/* Business-time variants (the SLA calendar's open time, pending
+	 * excluded), filled by the caller; -1: not known. */
+	int64_t business_to_escalation, business_post_escalation;
 };
 
 /* Rows kept for a report: filled by report_rows_add (a store_report_rows

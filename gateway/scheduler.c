@@ -438,3 +438,27 @@ sched_start_level(struct store *st, const struct env *e, struct ticket *t,
 	return sched_escalate(st, e, t, to, why, "escalon", at_creation, now,
 	    error, error_len);
 }
+
+int64_t
+sched_open_time(struct store *st, const struct env *e, const char *sla,
+    int64_t ticket_id, int64_t a, int64_t b)
+{
+	struct sla_policy pol;
+	struct pauses p = { .since = 0 };	/* a stretch may start before a */
+	int64_t t;
+
+	if (env_sla(e, sla, &pol, NULL) < 0)
+		return -1;
+	if (b <= a)
+		return 0;
+	if (store_event_list(st, ticket_id, pause_event, &p) < 0)
+		return -1;
+	t = calendar_between(pol.calendar, a, b);
+	for (size_t i = 0; i < p.n; i++) {
+		int64_t from = p.v[i].from > a ? p.v[i].from : a;
+		int64_t to = p.v[i].to != 0 && p.v[i].to < b ? p.v[i].to : b;
+		if (to > from)
+			t -= calendar_between(pol.calendar, from, to);
+	}
+	return t > 0 ? t : 0;
+}

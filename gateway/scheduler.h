@@ -62,6 +62,14 @@ int sched_start_level(struct store *st, const struct env *e,
     size_t error_len);
 
 /*
+ * Open seconds of [a, b) in SLA `sla`'s calendar, less the stretches ticket
+ * ticket_id spent pending: the business-time durations of the report.
+ * -1 when the SLA (or its calendar) is not configured or the store fails.
+ */
+int64_t sched_open_time(struct store *st, const struct env *e,
+    const char *sla, int64_t ticket_id, int64_t a, int64_t b);
+
+/*
  * The SLA clocks of t at now, for `show` and `due`: fills states (with
  * SLA_N_CLOCKS entries). Returns 0, or 1 when t's SLA is not configured
  * (states all idle), -1 on store failure.

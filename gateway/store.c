@@ -304,7 +304,7 @@ static const char *const sql[S_COUNT] = {
 	    "(SELECT min(e.at) FROM events e WHERE e.ticket_id = t.id AND "
 	    "e.type = 'escalated'), t.first_response_at, t.resolved_at, "
 	    "t.root_cause, t.sla_breached, (SELECT avg(c.score) FROM csat c "
-	    "WHERE c.ticket_id = t.id AND c.score IS NOT NULL) "
+	    "WHERE c.ticket_id = t.id AND c.score IS NOT NULL), t.sla "
 	    "FROM tickets t WHERE t.created_at >= ? AND t.created_at <= ? "
 	    "ORDER BY t.id",
 	[S_M_TICKETS] = "SELECT state, level, severity, count(*) FROM tickets "
@@ -1374,6 +1374,9 @@ store_report_rows(struct store *st, int64_t from, int64_t to,
 			.sla_breached = (unsigned)sqlite3_column_int(s, 10),
 			.csat = sqlite3_column_type(s, 11) == SQLITE_NULL ?
 			    -1 : sqlite3_column_double(s, 11),
+			.sla = col_text(s, 12),
+			.business_to_escalation = -1,
+			.business_post_escalation = -1,
 		};
 		if (cb(&r, arg) != 0) {
 			rc = SQLITE_DONE;

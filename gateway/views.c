@@ -173,15 +173,37 @@ view_tickets(struct store *st, const struct ticket_filter *f)
 	return ctx.array;
 }
 
+/* Business-time durations of the escalated rows, in each SLA's calendar. */
+static void
+business_times(struct store *st, const struct env *e,
+    struct report_rows *rows)
+{
+	for (size_t i = 0; i < rows->n; i++) {
+		struct report_row *r = &rows->v[i];
+		int64_t at = r->first_escalated_at != 0 ? r->first_escalated_at :
+		    r->created_at;
+		if (r->level < 2 && r->first_escalated_at == 0)
+			continue;
+		r->business_to_escalation = sched_open_time(st, e, r->sla,
+		    r->id, r->created_at, at);
+		if (r->resolved_at >= at && r->resolved_at != 0)
+			r->business_post_escalation = sched_open_time(st, e,
+			    r->sla, r->id, at, r->resolved_at);
+	}
+}
+
 json_t *
-view_report(struct store *st, int64_t from, int64_t to)
+view_report(struct store *st, const struct env *e, int64_t from, int64_t to)
 {
 	struct report_rows rows = { 0 };
 	json_t *o = NULL;
 
 	if (st == NULL || (store_report_rows(st, from, to, report_rows_add,
-	    &rows) == 0 && !rows.failed))
+	    &rows) == 0 && !rows.failed)) {
+		if (st != NULL && e != NULL)
+			business_times(st, e, &rows);
 		o = report_build(rows.v, rows.n, from, to);
+	}
 	report_rows_release(&rows);
 	return o;
 }

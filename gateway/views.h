@@ -18,7 +18,11 @@ struct json_t *view_tickets(struct store *st, const struct ticket_filter *f);
 /* A ticket in full: SPEC.md's `show --json`. */
 struct json_t *view_show(struct store *st, const struct env *e,
     const struct ticket *t);
-/* The KPI report over [from, to] (st NULL: an empty store). */
-struct json_t *view_report(struct store *st, int64_t from, int64_t to);
+/*
+ * The KPI report over [from, to] (st NULL: an empty store), with the
+ * business-time variants in each ticket's SLA calendar (e NULL: none).
+ */
+struct json_t *view_report(struct store *st, const struct env *e,
+    int64_t from, int64_t to);
 
 #endif

@@ -313,7 +313,7 @@ assert_kpis_match_report(struct store *st, const char *html, int days)
 	char w[64];
 
 	dashboard_window(NOW, days, &from, &to);
-	o = view_report(st, from, to);
+	o = view_report(st, NULL, from, to);
 	assert_non_null(o);
 	tte = json_object_get(o, "time_to_escalation");
 	per = json_object_get(o, "post_escalation_resolution");

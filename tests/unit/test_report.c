@@ -71,6 +71,7 @@ row(int64_t id, const char *queue, const char *team, const char *severity,
 	struct report_row r = {
 		.id = id, .queue = queue, .team = team, .severity = severity,
 		.level = level, .created_at = created_at, .csat = -1,
+		.business_to_escalation = -1, .business_post_escalation = -1,
 	};
 	return r;
 }
@@ -893,6 +894,49 @@ test_mixed_fixture(void **state)
 	json_decref(o);
 }
 
+
+/*
+ * Business-time variants: given for every escalated ticket, the
+ * distributions add median_business_s and p90_business_s; one unknown
+ * and they are left out (a partial figure would mislead).
+ */
+static void
+test_business_variants(void **state)
+{
+	struct report_row r[3];
+	json_t *o, *tte, *post;
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		r[i] = row(i + 1, "billing", "tier2", "normal", 2, T0);
+		r[i].first_escalated_at = T0 + 3600 * (i + 1);
+		r[i].resolved_at = T0 + 86400;
+		/* Wall 1h, 2h, 3h to escalation; business 10m, 20m, 30m. */
+		r[i].business_to_escalation = 600 * (i + 1);
+		r[i].business_post_escalation = 60 * (i + 1);
+	}
+	o = report_build(r, 3, FROM, TO);
+	tte = get(o, "time_to_escalation");
+	post = get(o, "post_escalation_resolution");
+	/* Nearest rank over 3: median the 2nd, p90 the 3rd. */
+	assert_int_equal(json_integer_value(get(tte, "median_s")), 7200);
+	assert_int_equal(json_integer_value(get(tte, "median_business_s")),
+	    1200);
+	assert_int_equal(json_integer_value(get(tte, "p90_business_s")),
+	    1800);
+	assert_int_equal(json_integer_value(get(post, "median_business_s")),
+	    120);
+	json_decref(o);
+
+	r[1].business_to_escalation = -1;
+	o = report_build(r, 3, FROM, TO);
+	tte = get(o, "time_to_escalation");
+	assert_null(json_object_get(tte, "median_business_s"));
+	assert_non_null(json_object_get(get(o, "post_escalation_resolution"),
+	    "median_business_s"));
+	json_decref(o);
+}
+
 int
 main(void)
 {
@@ -911,6 +955,7 @@ main(void)
 		cmocka_unit_test(test_csat),
 		cmocka_unit_test(test_by_counts),
 		cmocka_unit_test(test_mixed_fixture),
+		cmocka_unit_test(test_business_variants),
 	};
 
 	return cmocka_run_group_tests_name("report", tests, setup, NULL);

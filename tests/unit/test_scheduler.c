@@ -729,6 +729,34 @@ test_update_counts_from_resume(void **state)
 	ticket_release(&t);
 }
 
+
+/* The report's business time: open time of the SLA calendar, less the
+ * stretches spent pending (24x7 here, so open time is wall time). */
+static void
+test_open_time_excludes_pending(void **state)
+{
+	struct fx *f = *state;
+	struct shape s = { .state = TICKET_OPEN };
+	int64_t id = insert(f, &s);
+
+	assert_int_equal(sched_open_time(f->st, env, "standard", id, NOW,
+	    NOW + 5 * HOUR), 5 * HOUR);
+	change_state(f, id, TICKET_PENDING, NOW + HOUR);
+	change_state(f, id, TICKET_OPEN, NOW + 3 * HOUR);
+	assert_int_equal(sched_open_time(f->st, env, "standard", id, NOW,
+	    NOW + 5 * HOUR), 3 * HOUR);
+	/* A window inside the pending stretch counts nothing. */
+	assert_int_equal(sched_open_time(f->st, env, "standard", id,
+	    NOW + 90 * 60, NOW + 2 * HOUR), 0);
+	/* Still pending at the end of the window: 6h - (1h..3h) - (4h..6h). */
+	change_state(f, id, TICKET_PENDING, NOW + 4 * HOUR);
+	assert_int_equal(sched_open_time(f->st, env, "standard", id, NOW,
+	    NOW + 6 * HOUR), 2 * HOUR);
+	/* An SLA that is not configured: unknown. */
+	assert_int_equal(sched_open_time(f->st, env, "nosuch", id, NOW,
+	    NOW + HOUR), -1);
+}
+
 /* ---- 6. sched_fire ----------------------------------------------------- */
 
 /* At NOW+2h the warning fires and the ladder steps; again at the same
@@ -1070,6 +1098,7 @@ main(void)
 		T(test_breach_while_pending_steps_on_resume),
 		T(test_resolved_without_reply_has_no_due),
 		T(test_update_counts_from_resume),
+		T(test_open_time_excludes_pending),
 		T(test_fire_warning_and_step),
 		T(test_fire_breach_steps),
 		T(test_fire_late_steps_once),
