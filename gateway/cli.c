@@ -66,26 +66,16 @@ time_text(int64_t t, char *buf)
 	return t == 0 ? "-" : clock_format(t, buf);
 }
 
-struct list_ctx {
-	json_t *array;
-	int rows;
-};
-
 static int
 list_row(const struct ticket *t, void *arg)
 {
-	struct list_ctx *ctx = arg;
-	char when[CLOCK_RFC3339_LEN];
+	int *rows = arg;
+	char when[CLOCK_RFC3339_LEN], ref[32];
 
-	if (ctx->array != NULL) {
-		json_array_append_new(ctx->array, view_ticket(t));
-		return 0;
-	}
-	if (ctx->rows++ == 0)
+	if ((*rows)++ == 0)
 		printf("%-8s %-9s %-9s %-12s %-10s %-3s %-8s %-20s %s\n",
 		    "REF", "STATE", "SEVERITY", "QUEUE", "TEAM", "LVL",
 		    "CHANNEL", "CREATED", "SUBJECT");
-	char ref[32];
 	snprintf(ref, sizeof(ref), "ESC-%lld", (long long)t->id);
 	printf("%-8s %-9s %-9s %-12s %-10s %-3d %-8s %-20s %.60s\n", ref,
 	    ticket_state_name(t->state), t->severity, t->queue,
@@ -99,10 +89,9 @@ cli_tickets(const struct env *e, int argc, char **argv)
 {
 	const struct conf *c = e->conf;
 	struct ticket_filter f = { 0 };
-	struct list_ctx ctx = { 0 };
 	struct store *st;
 	enum ticket_state s;
-	int json = 0, rc = 0;
+	int json = 0, rc = 0, rows = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
@@ -122,24 +111,26 @@ cli_tickets(const struct env *e, int argc, char **argv)
 			    argv[i]);
 		}
 	}
-	if (json)
-		ctx.array = json_array();
 	int opened = open_reader(c, &st);
-	if (opened < 0) {
-		json_decref(ctx.array);
+	if (opened < 0)
 		return 2;
-	}
-	if (opened && store_ticket_list(st, &f, list_row, &ctx) < 0) {
+	if (json) {
+		/* The same document as GET /api/tickets. */
+		json_t *list = view_tickets(st, &f);
+		if (list == NULL) {
+			fprintf(stderr, "escalon: %s\n", store_error(st));
+			rc = 2;
+		} else {
+			json_dumpf(list, stdout, JSON_INDENT(2));
+			putchar('\n');
+		}
+		json_decref(list);
+	} else if (opened && store_ticket_list(st, &f, list_row, &rows) < 0) {
 		fprintf(stderr, "escalon: %s\n", store_error(st));
 		rc = 2;
-	}
-	if (rc == 0 && json) {
-		json_dumpf(ctx.array, stdout, JSON_INDENT(2));
-		putchar('\n');
-	} else if (rc == 0 && ctx.rows == 0) {
+	} else if (rows == 0) {
 		printf("no tickets\n");
 	}
-	json_decref(ctx.array);
 	store_close(&st);
 	return rc;
 }

@@ -47,8 +47,9 @@ pause_event(const struct event *ev, void *arg)
 	return 0;
 }
 
-static int
-facts_of(struct store *st, const struct ticket *t, struct pauses *p,
+/* The facts of t's clocks; p holds its pauses (load_pauses). */
+static void
+facts_from(const struct ticket *t, const struct pauses *p,
     struct sla_facts *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -62,12 +63,29 @@ facts_of(struct store *st, const struct ticket *t, struct pauses *p,
 	    t->updated_at) : 0;
 	f->warned = t->sla_warned;
 	f->breached = t->sla_breached;
-	p->n = 0;
-	p->since = f->resolution_start;
-	if (t->id > 0 && store_event_list(st, t->id, pause_event, p) < 0)
-		return -1;
 	f->pauses = p->v;
 	f->n_pauses = p->n;
+}
+
+/* The pending stretches of t's current resolution cycle, from its events. */
+static int
+load_pauses(struct store *st, const struct ticket *t, struct pauses *p)
+{
+	p->n = 0;
+	p->since = t->resolution_start != 0 ? t->resolution_start :
+	    t->created_at;
+	if (t->id > 0 && store_event_list(st, t->id, pause_event, p) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+facts_of(struct store *st, const struct ticket *t, struct pauses *p,
+    struct sla_facts *f)
+{
+	if (load_pauses(st, t, p) < 0)
+		return -1;
+	facts_from(t, p, f);
 	return 0;
 }
 
@@ -157,23 +175,22 @@ earliest(int64_t *next, int64_t at)
 		*next = at;
 }
 
-int
-sched_plan(struct store *st, const struct env *e, struct ticket *t,
-    int64_t now)
+/* sched_plan with t's pauses already loaded (p). */
+static void
+plan(const struct env *e, struct ticket *t, int64_t now,
+    const struct pauses *p)
 {
 	struct sla_clock_state s[SLA_N_CLOCKS];
 	struct sla_policy pol;
 	struct sla_facts f;
-	struct pauses p;
 	int64_t cu = 0, next = 0;
 	const struct ladder *l = env_ladder(e, t->ladder);
 
 	t->due_first_response = t->due_next_update = t->due_resolution = 0;
 	t->next_due_at = 0;
 	if (env_sla(e, t->sla, &pol, &cu) < 0)
-		return 0;	/* no SLA: nothing ever due */
-	if (facts_of(st, t, &p, &f) < 0)
-		return -1;
+		return;		/* no SLA: nothing ever due */
+	facts_from(t, p, &f);
 	sla_evaluate(&pol, &f, now, s);
 	if (s[SLA_FIRST_RESPONSE].status == SLA_RUNNING)
 		t->due_first_response = s[SLA_FIRST_RESPONSE].due_at;
@@ -185,7 +202,7 @@ sched_plan(struct store *st, const struct env *e, struct ticket *t,
 		/* A step owed from before is void once resolved. */
 		t->sla_breached &= ~SCHED_OWED_ANY;
 		t->due_first_response = t->due_next_update = 0;
-		return 0;
+		return;
 	}
 	next = sla_next_due(s, &f);
 	earliest(&next, ladder_due(l, &pol, t, &f, now));
@@ -193,6 +210,17 @@ sched_plan(struct store *st, const struct env *e, struct ticket *t,
 	if ((t->sla_breached & SCHED_OWED_ANY) && active(t))
 		earliest(&next, now);
 	t->next_due_at = next;
+}
+
+int
+sched_plan(struct store *st, const struct env *e, struct ticket *t,
+    int64_t now)
+{
+	struct pauses p;
+
+	if (load_pauses(st, t, &p) < 0)
+		return -1;
+	plan(e, t, now, &p);
 	return 0;
 }
 
@@ -350,8 +378,8 @@ sched_fire(struct store *st, const struct env *e, struct ticket *t,
 		    NULL) < 0)
 			goto store_failed;
 	}
-	if (sched_plan(st, e, t, now) < 0)
-		goto store_failed;
+	/* What fired added no pending stretch: plan on the same pauses. */
+	plan(e, t, now, &p);
 	return 0;
 store_failed:
 	if (error[0] == '\0')

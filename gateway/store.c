@@ -744,12 +744,6 @@ row_ticket(sqlite3_stmt *s, struct ticket *t)
 	t->sla_breached = (unsigned)sqlite3_column_int(s, i++);
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s == NULL ? NULL : strdup(s);
-}
-
 int
 store_ticket_get(struct store *st, int64_t id, struct ticket *t_r)
 {
@@ -765,14 +759,7 @@ store_ticket_get(struct store *st, int64_t id, struct ticket *t_r)
 		struct ticket b;
 		row_ticket(s, &b);
 		*t_r = b;
-		char **strs[] = { &t_r->severity, &t_r->queue, &t_r->team,
-		    &t_r->sla, &t_r->ladder, &t_r->channel, &t_r->source,
-		    &t_r->customer_scope, &t_r->customer_name,
-		    &t_r->customer_address, &t_r->subject, &t_r->reply_url,
-		    &t_r->assignee, &t_r->root_cause };
-		for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-			*strs[i] = dup_or_null(*strs[i]);
-		rc = 1;
+		rc = ticket_own(t_r) == 0 ? 1 : fail(st, "get ticket");
 	} else if (rc == SQLITE_DONE) {
 		rc = 0;
 	} else {

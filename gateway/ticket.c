@@ -58,13 +58,31 @@ ticket_parse_ref(const char *s, int64_t *id_r)
 	return 0;
 }
 
+/* Every string field, in one list: ticket_own and ticket_release agree. */
+#define TICKET_STRINGS(t) { &(t)->severity, &(t)->queue, &(t)->team, \
+	&(t)->sla, &(t)->ladder, &(t)->channel, &(t)->source, \
+	&(t)->customer_scope, &(t)->customer_name, &(t)->customer_address, \
+	&(t)->subject, &(t)->reply_url, &(t)->assignee, &(t)->root_cause }
+
+int
+ticket_own(struct ticket *t)
+{
+	char **strs[] = TICKET_STRINGS(t);
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		if (*strs[i] == NULL)
+			continue;
+		if ((*strs[i] = strdup(*strs[i])) == NULL)
+			rc = -1;
+	}
+	return rc;
+}
+
 void
 ticket_release(struct ticket *t)
 {
-	char **strs[] = { &t->severity, &t->queue, &t->team, &t->sla,
-	    &t->ladder, &t->channel, &t->source, &t->customer_scope, &t->customer_name,
-	    &t->customer_address, &t->subject, &t->reply_url, &t->assignee,
-	    &t->root_cause };
+	char **strs[] = TICKET_STRINGS(t);
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

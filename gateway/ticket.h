@@ -95,6 +95,8 @@ int ticket_severity_valid(const char *name);
 /* "ESC-12" or "12" -> 12; -1 if neither. */
 int ticket_parse_ref(const char *s, int64_t *id_r);
 
+/* Replace t's borrowed strings by heap copies (ticket_release frees). */
+int ticket_own(struct ticket *t);
 void ticket_release(struct ticket *t);
 
 #endif
