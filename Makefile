@@ -9,13 +9,14 @@
 #
 # Required flags live in REQ_* so `make CFLAGS=-O0` keeps them.
 
-PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto icu-i18n icu-uc
+PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto icu-i18n icu-uc \
+            libetpan libxml-2.0
 # Debian packages behind PKGS, the unit/e2e test tools and their servers.
 DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
             libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev \
-            libicu-dev tzdata
+            libicu-dev tzdata libetpan-dev libxml2-dev
 DEB_TEST  = libcmocka-dev python3 python3-pytest python3-aiosmtpd curl \
-            wrk chromium
+            wrk chromium dovecot-imapd dovecot-lmtpd swaks mutt
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 CC       ?= cc
@@ -37,7 +38,8 @@ REQ_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libetpan's .pc leaks Debian's -specs=no-pie-link.specs: drop it.
+PKG_LIBS   = $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS) 2>/dev/null))
 
 ALL_CFLAGS = $(REQ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDLIBS = $(PKG_LIBS) $(REQ_LDLIBS) $(LDLIBS)

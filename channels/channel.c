@@ -17,6 +17,14 @@ channel_name(enum channel_kind k)
 	return "?";
 }
 
+static void
+free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 void
 inbound_msg_free(struct inbound_msg **mp)
 {
@@ -27,12 +35,12 @@ inbound_msg_free(struct inbound_msg **mp)
 	char *strs[] = { m->source, m->queue, m->dedupe_scope, m->dedupe_key,
 	    m->from_scope, m->from_address, m->from_name, m->from_email,
 	    m->subject, m->body, m->html_text, m->thread_key, m->message_id,
-	    m->in_reply_to, m->severity, m->reply_url };
+	    m->in_reply_to, m->severity, m->reply_url, m->bounce_of };
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free(strs[i]);
-	for (size_t i = 0; i < m->n_references; i++)
-		free(m->references[i]);
-	free(m->references);
+	free_list(m->references, m->n_references);
+	free_list(m->recipients, m->n_recipients);
+	free_list(m->cc, m->n_cc);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		free(m->attachments[i].name);
 		free(m->attachments[i].type);

@@ -14,6 +14,18 @@
 
 enum channel_kind { CHANNEL_EMAIL, CHANNEL_CHAT, CHANNEL_WEBHOOK };
 
+/* Why a message counts as automatic (inbound_msg.auto_submitted). */
+enum {
+	INBOUND_AUTO_SUBMITTED = 1 << 0,	/* Auto-Submitted, X-Autoreply,
+						   X-Auto-Response-Suppress */
+	INBOUND_AUTO_BULK = 1 << 1,		/* Precedence: bulk|junk|list */
+	INBOUND_AUTO_LIST = 1 << 2,		/* List-Id, List-Unsubscribe */
+	INBOUND_AUTO_BOUNCE = 1 << 3,		/* a DSN (multipart/report,
+						   message/delivery-status) or
+						   from MAILER-DAEMON */
+	INBOUND_AUTO_LOOP = 1 << 4,		/* our own X-Loop */
+};
+
 struct inbound_attachment {
 	char *name, *type;
 	size_t size;
@@ -51,8 +63,17 @@ struct inbound_msg {
 	char *severity;
 	char *reply_url;
 
-	/* Loop protection: RFC 3834 and friends said "automatic". */
+	/* Loop protection: RFC 3834 and friends said "automatic"; a bit set
+	 * of INBOUND_AUTO_* saying why (0: a person wrote it). */
 	int auto_submitted;
+	char *bounce_of;	/* a DSN: the Message-ID it reports on */
+
+	/* Mail: every address the mail went to (To, Cc, Delivered-To,
+	 * X-Original-To), lowercased, and the Cc'd ones alone. */
+	char **recipients;
+	size_t n_recipients;
+	char **cc;
+	size_t n_cc;
 
 	struct inbound_attachment *attachments;
 	size_t n_attachments;
