@@ -80,6 +80,7 @@ struct inbound_msg {
 	unsigned char *raw;	/* the source, capped; NULL if none */
 	size_t raw_len;
 	int truncated;		/* over max_message_size: headers and a note */
+	int64_t raw_size;	/* the whole source's size when truncated */
 
 	int64_t received_at;
 };
@@ -87,5 +88,24 @@ struct inbound_msg {
 const char *channel_name(enum channel_kind k);	/* email, chat, webhook */
 
 void inbound_msg_free(struct inbound_msg **mp);
+
+/*
+ * The message as bytes, for a frame from a channel child: tagged fields
+ * (u8 tag, u32 big-endian length, bytes). *buf_r is the caller's. 0, or -1
+ * when out of memory.
+ */
+int inbound_msg_pack(const struct inbound_msg *m, char **buf_r,
+    size_t *len_r);
+
+/*
+ * Back from bytes. The core trusts a child no more than it must: unknown
+ * tags, truncated fields, text that is not UTF-8 or holds NUL are refused
+ * (NULL, *why_r says which).
+ */
+struct inbound_msg *inbound_msg_unpack(const char *buf, size_t len,
+    const char **why_r);
+
+/* 1 when s[0..len) is valid UTF-8 without NUL. */
+int utf8_valid(const char *s, size_t len);
 
 #endif
