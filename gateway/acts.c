@@ -97,7 +97,7 @@ do_reply(struct store *st, const struct env *e, int64_t now,
 	if (add_message(st, t, now, "out", author, a->text) < 0 ||
 	    store_event_add(st, t->id, now, "replied", author,
 	    json_pack("{s:s}", "author", author)) < 0 ||
-	    outbound_reply(st, e->conf, now, t, a->text, r->message,
+	    outbound_reply(st, e, now, t, a->text, r->message,
 	    sizeof(r->message)) < 0)
 		return -1;
 	return result(r, ACT_OK, "ESC-%lld: reply recorded", (long long)t->id);
@@ -150,7 +150,7 @@ tell_resolved(struct store *st, const struct env *e, int64_t now,
 	snprintf(url, sizeof(url), "%s/csat/%s", e->conf->base_url, token);
 	const char *extra[] = { "csat.url", url, NULL };
 	if (store_csat_create(st, t->id, token, now) < 0 ||
-	    outbound_template(st, e->templates, now, t, "resolved", extra,
+	    outbound_template(st, e, now, t, "resolved", extra,
 	    r->message, sizeof(r->message)) < 0)
 		return -1;
 	return 0;

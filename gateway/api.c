@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "mailboxes.h"
 #include "store.h"
 #include "views.h"
 
@@ -46,7 +47,8 @@ api_authorized(struct api *a, struct http_req *req)
 	} else if (h != NULL && strncasecmp(h, "Basic ", 6) == 0) {
 		char *dec = NULL;
 		size_t n = 0;
-		if (crypto_base64_decode(h + 6, &dec, &n) == 0) {
+		if (strlen(h + 6) <= 4096 &&
+		    crypto_base64_decode(h + 6, &dec, &n) == 0) {
 			char *colon = memchr(dec, ':', n);
 			/* The decoded length counts: no NUL smuggled in. */
 			ok = colon != NULL && token_is(colon + 1,
@@ -261,6 +263,13 @@ family(struct text *t, const char *name, const char *type, const char *help)
 	say(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static void
+restart_row(const char *child, unsigned restarts, void *arg)
+{
+	say(arg, "escalon_child_restarts_total{child=\"%s\"} %u\n", child,
+	    restarts);
+}
+
 void
 api_metrics(struct api *a, struct http_req *req)
 {
@@ -292,7 +301,8 @@ api_metrics(struct api *a, struct http_req *req)
 	    "Outbound messages given up on.");
 	say(&t, "escalon_outbox_dead %lld\n", (long long)dead);
 	family(&t, "escalon_child_restarts_total", "counter",
-	    "Channel child restarts (no channel children run yet).");
+	    "Channel child restarts, by child.");
+	mailboxes_restarts(a->mailboxes, restart_row, &t);
 	http_respond(req, 200, "text/plain; version=0.0.4", t.p, t.len);
 	free(t.p);
 	return;
@@ -305,14 +315,16 @@ void
 api_healthz(struct api *a, struct http_req *req)
 {
 	int64_t n;
-	int ok;
+	int ok, channels_up;
 
 	if (!a->loopback && !api_authorized(a, req))
 		return;
 	ok = store_ticket_count(a->store, &n) == 0;
-	json_t *o = json_pack("{s:s, s:s, s:[]}", "status", ok ? "ok" :
-	    "degraded", "store", ok ? "ok" : store_error(a->store),
-	    "channels");
+	/* A channel down degrades the gateway; the rest still serves. */
+	json_t *channels = mailboxes_health(a->mailboxes, &channels_up);
+	json_t *o = json_pack("{s:s, s:s, s:o}", "status", ok && channels_up ?
+	    "ok" : "degraded", "store", ok ? "ok" : store_error(a->store),
+	    "channels", channels);
 	char *text = json_dumps(o, JSON_COMPACT);
 	http_respond(req, ok ? 200 : 503, "application/json", text,
 	    strlen(text));

@@ -27,6 +27,7 @@
 
 struct client {
 	struct control *ctl;
+	int deferred;
 	int fd;
 	char *buf;
 	size_t len, cap;
@@ -42,6 +43,7 @@ struct control {
 	void *arg;
 	struct client *clients;
 	int n_clients;
+	struct client *current;		/* in the handler */
 };
 
 static int
@@ -87,19 +89,11 @@ on_client_timeout(struct loop *l, void *arg)
 }
 
 static void
-answer(struct client *cl)
+send_answer(struct client *cl, json_t *ans)
 {
-	json_error_t jerr;
-	json_t *req = json_loadb(cl->buf, cl->len, 0, &jerr), *ans;
 	char *text;
 	struct timeval tv = { 1, 0 };
 
-	if (req == NULL || !json_is_object(req))
-		ans = json_pack("{s:i, s:s}", "code", 1, "message",
-		    "control request is not a JSON object");
-	else
-		ans = cl->ctl->handler(req, cl->ctl->arg);
-	json_decref(req);
 	text = json_dumps(ans, JSON_COMPACT);
 	json_decref(ans);
 	if (text != NULL) {
@@ -118,6 +112,45 @@ answer(struct client *cl)
 		free(text);
 	}
 	client_close(cl);
+}
+
+static void
+answer(struct client *cl)
+{
+	json_error_t jerr;
+	json_t *req = json_loadb(cl->buf, cl->len, 0, &jerr), *ans;
+
+	if (req == NULL || !json_is_object(req)) {
+		ans = json_pack("{s:i, s:s}", "code", 1, "message",
+		    "control request is not a JSON object");
+	} else {
+		cl->ctl->current = cl;
+		ans = cl->ctl->handler(req, cl->ctl->arg);
+		cl->ctl->current = NULL;
+	}
+	json_decref(req);
+	if (ans == NULL && cl->deferred)
+		return;		/* control_answer comes later */
+	send_answer(cl, ans);
+}
+
+struct control_client *
+control_defer(struct control *ctl)
+{
+	struct client *cl = ctl->current;
+
+	/* Nothing more to read, and no timeout: the core answers after
+	 * its commit, which always comes. */
+	cl->deferred = 1;
+	loop_timer_cancel(ctl->loop, &cl->timer);
+	loop_fd_del(ctl->loop, cl->fd);
+	return (struct control_client *)cl;
+}
+
+void
+control_answer(struct control_client *ccl, json_t *ans)
+{
+	send_answer((struct client *)ccl, ans);
 }
 
 static void

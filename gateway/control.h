@@ -1,6 +1,6 @@
 /*
- * control: the local socket through which CLI acts (and later `escalon
- * deliver`) reach the running core, so the core stays the only writer.
+ * control: the local socket through which CLI acts and `escalon deliver`
+ * reach the running core, so the core stays the only writer.
  *
  * Protocol: the client connects, writes one JSON object and a newline,
  * reads one JSON object and a newline, and the server closes. Requests are
@@ -18,8 +18,19 @@ struct control;
 
 #define CONTROL_MAX_REQUEST (16u << 20)
 
-/* Returns the answer (the server frees it); never NULL. */
+/*
+ * Returns the answer (the server frees it), or NULL after control_defer:
+ * the client then waits until control_answer.
+ */
 typedef struct json_t *control_handler(struct json_t *request, void *arg);
+
+struct control_client;
+
+/* In a handler: answer later (after a commit). Never NULL. */
+struct control_client *control_defer(struct control *ctl);
+
+/* The deferred answer (taken over); the client is then closed. */
+void control_answer(struct control_client *cl, struct json_t *answer);
 
 /*
  * Listen on path. Refuses (NULL, *error_r a heap string) when another

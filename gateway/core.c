@@ -28,11 +28,13 @@
 #include "conf.h"
 #include "control.h"
 #include "dashboard.h"
+#include "deliver.h"
 #include "crypto.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
+#include "mailboxes.h"
 #include "env.h"
 #include "outbox.h"
 #include "scheduler.h"
@@ -55,6 +57,7 @@ struct core {
 	struct httpd *httpd;
 	struct control *control;
 	struct sender *sender;
+	struct mailboxes *mailboxes;
 	struct ingest_batch *batch;
 	int sigfd;
 	int stopping;
@@ -221,6 +224,12 @@ schedule_commit(struct core *core)
 		    on_commit_timer, core);
 }
 
+static void
+commit_soon(void *arg)
+{
+	schedule_commit(arg);
+}
+
 /* --- webhooks: POST /hooks/NAME ---------------------------------------- */
 
 static const char *
@@ -347,6 +356,41 @@ outbox_retry(struct core *core, json_t *req)
 	return answer(code, msg);
 }
 
+static void
+deliver_done(const struct ingest_result *r, void *arg)
+{
+	json_t *ans = r->failed ? json_pack("{s:i, s:s}", "code", 2, "message",
+	    r->error) : json_pack("{s:i, s:s, s:I, s:b}", "code", 0, "message",
+	    "committed", "ticket", (json_int_t)r->ticket_id, "duplicate",
+	    r->duplicate);
+
+	control_answer(arg, ans);
+}
+
+/* `escalon deliver`: answered once the mail is committed. */
+static json_t *
+deliver(struct core *core, json_t *req)
+{
+	const char *why = "the request lacks mailbox or message";
+	const char *mailbox = json_string_value(json_object_get(req,
+	    "mailbox"));
+	const char *message = json_string_value(json_object_get(req,
+	    "message"));
+	struct inbound_msg *m = mailbox != NULL && message != NULL ?
+	    deliver_unpack(core->conf, mailbox, message, &why) : NULL;
+
+	if (m == NULL)
+		return answer(ACT_BAD_INPUT, why);
+	struct control_client *cl = control_defer(core->control);
+	if (ingest_batch_add(core->batch, m, deliver_done, cl) < 0) {
+		inbound_msg_free(&m);
+		control_answer(cl, answer(2, "out of memory"));
+		return NULL;
+	}
+	schedule_commit(core);
+	return NULL;
+}
+
 static json_t *
 on_control(json_t *req, void *arg)
 {
@@ -358,6 +402,8 @@ on_control(json_t *req, void *arg)
 
 	if (verb != NULL && strcmp(verb, "outbox_retry") == 0)
 		return outbox_retry(core, req);
+	if (verb != NULL && strcmp(verb, "deliver") == 0)
+		return deliver(core, req);
 	/* Optional strings may be absent or null. */
 	a.agent = json_string_value(json_object_get(req, "as"));
 	a.user = json_string_value(json_object_get(req, "user"));
@@ -423,6 +469,7 @@ reload(struct core *core)
 			    log_q(fixed[i][1]));
 	/* Queued messages (in the batch) hold copies, never conf pointers. */
 	sender_set_conf(core->sender, next->conf);
+	mailboxes_reload(core->mailboxes, next->conf);
 	env_free(&core->env);
 	core->env = next;
 	core->conf = next->conf;
@@ -477,6 +524,7 @@ static void
 core_release(struct core *core)
 {
 	httpd_free(&core->httpd);
+	mailboxes_free(&core->mailboxes);
 	sender_free(&core->sender);
 	control_free(&core->control);
 	ingest_batch_free(&core->batch);
@@ -557,6 +605,14 @@ core_run(const char *config_path)
 		log_error("cannot start HTTP", "error=%s", log_q(error));
 		goto out;
 	}
+	struct mailbox_host mh = { .loop = core.loop, .store = core.store,
+	    .batch = core.batch, .commit_soon = commit_soon, .arg = &core };
+	if ((core.mailboxes = mailboxes_new(&mh, core.conf)) == NULL) {
+		log_error("cannot start the mailboxes", "error=%s",
+		    log_q("out of memory"));
+		goto out;
+	}
+	core.api.mailboxes = core.mailboxes;
 	sched_start(&core);
 	log_info("escalon running", "listen=%s store=%s webhooks=%zu "
 	    "pid=%ld", log_q(core.conf->listen), log_q(core.conf->store),

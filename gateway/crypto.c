@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -98,7 +99,7 @@ crypto_base64_decode(const char *in, char **out_r, size_t *len_r)
 	int len;
 
 	*out_r = NULL;
-	if (n == 0 || n % 4 != 0 || n > 4096)
+	if (n == 0 || n % 4 != 0 || n > INT32_MAX / 4 * 3)
 		return -1;
 	if ((out = malloc(n / 4 * 3 + 1)) == NULL)
 		return -1;
@@ -116,6 +117,18 @@ crypto_base64_decode(const char *in, char **out_r, size_t *len_r)
 	*out_r = (char *)out;
 	*len_r = (size_t)len;
 	return 0;
+}
+
+char *
+crypto_base64_encode(const void *in, size_t len)
+{
+	unsigned char *out;
+
+	if (len > INT32_MAX / 4 * 3 || (out = malloc((len + 2) / 3 * 4 + 1))
+	    == NULL)
+		return NULL;
+	EVP_EncodeBlock(out, in, (int)len);
+	return (char *)out;
 }
 
 int

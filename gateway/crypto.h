@@ -34,6 +34,8 @@ int crypto_random(void *buf, size_t n);
 /* Base64 (RFC 4648) to bytes: *out_r heap (caller frees, NUL-ended),
  * *len_r its length. 0, or -1 when not base64. */
 int crypto_base64_decode(const char *in, char **out_r, size_t *len_r);
+/* Base64 of in[0..len), NUL-ended (heap), or NULL. */
+char *crypto_base64_encode(const void *in, size_t len);
 
 /*
  * Read the secret in path, or create it (32 random bytes as hex, mode 0600,

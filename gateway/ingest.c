@@ -28,6 +28,7 @@
 #include "sla.h"
 
 #define MAIL_SCOPE "mail"
+#define UNKNOWN_SENDER "(unknown sender)"
 
 static int
 state_event(struct store *st, int64_t id, int64_t at, enum ticket_state from,
@@ -73,6 +74,10 @@ find_thread(struct store *st, const struct inbound_msg *m, int64_t *id_r)
 		    m->from_address, id_r);
 	if (m->channel != CHANNEL_EMAIL)
 		return 0;
+	/* A bounce belongs with the mail it reports on. */
+	if (m->bounce_of != NULL &&
+	    (rc = store_thread_find(st, MAIL_SCOPE, m->bounce_of, id_r)) != 0)
+		return rc;
 	if (m->in_reply_to != NULL &&
 	    (rc = store_thread_find(st, MAIL_SCOPE, m->in_reply_to, id_r)) != 0)
 		return rc;
@@ -107,6 +112,53 @@ add_thread_keys(struct store *st, const struct inbound_msg *m, int64_t id)
 	    store_thread_add(st, MAIL_SCOPE, m->message_id, id) < 0)
 		return -1;
 	return 0;
+}
+
+/* "10 MiB", "512 KiB", "300 bytes". */
+static void
+human_size(int64_t n, char *buf, size_t len)
+{
+	if (n >= 1 << 20)
+		snprintf(buf, len, "%.1f MiB", (double)n / (1 << 20));
+	else if (n >= 1 << 10)
+		snprintf(buf, len, "%.0f KiB", (double)n / (1 << 10));
+	else
+		snprintf(buf, len, "%lld bytes", (long long)n);
+}
+
+/*
+ * The automatic answer to the sender of m: `ack` for a new ticket,
+ * `too_large` for mail over max_message_size (the sender must know its
+ * contents did not arrive). Automatic mail (RFC 3834 and friends) gets no
+ * answer: that is what keeps two robots from talking forever.
+ */
+static int
+answer_sender(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const struct inbound_msg *m,
+    const char *template, struct ingest_result *r)
+{
+	char size[32], limit[32];
+
+	if (strcmp(m->from_address, UNKNOWN_SENDER) == 0)
+		return store_event_add(st, t->id, now, "not_answered",
+		    "escalon", json_pack("{s:s}", "why", "no sender address"));
+	if (m->auto_submitted)
+		return store_event_add(st, t->id, now, "not_answered",
+		    "escalon", json_pack("{s:s, s:i}", "why", "automatic mail",
+		    "flags", m->auto_submitted));
+	if (m->truncated) {
+		human_size(m->raw_size, size, sizeof(size));
+		human_size(e->conf->max_message_size, limit, sizeof(limit));
+		const char *extra[] = { "message.subject", m->subject,
+		    "message.size", size, "limit.size", limit, NULL };
+		return outbound_template(st, e, now, t, "too_large", extra,
+		    r->error, sizeof(r->error));
+	}
+	if (template == NULL)
+		return 0;
+	const char *extra[] = { "message.body", m->body, NULL };
+	return outbound_template(st, e, now, t, template, extra, r->error,
+	    sizeof(r->error));
 }
 
 /* What the routing rules see of a message (and of its ticket). */
@@ -205,8 +257,6 @@ new_ticket(struct store *st, const struct env *e, int64_t now,
 	if (store_ticket_get(st, t.id, &saved) != 1 ||
 	    sched_start_level(st, e, &saved, now, 1, r->error,
 	    sizeof(r->error)) < 0 ||
-	    outbound_template(st, e->templates, now, &saved, "ack", extra,
-	    r->error, sizeof(r->error)) < 0 ||
 	    outbound_notify(st, c, now, &saved, "ticket.created",
 	    json_pack("{s:s, s:s}", "channel", saved.channel, "source",
 	    saved.source), r->error, sizeof(r->error)) < 0 ||
@@ -320,14 +370,45 @@ follow_up(struct store *st, const struct env *e, int64_t now,
 	return store_ticket_update(st, t);
 }
 
+/* An automatic mail on an existing ticket: which kind, and for a bounce
+ * the outbox row it reports on. */
+static int
+automatic_event(struct store *st, int64_t id, int64_t now,
+    const struct inbound_msg *m)
+{
+	int64_t row = 0, row_ticket = 0;
+
+	if (!(m->auto_submitted & INBOUND_AUTO_BOUNCE))
+		return store_event_add(st, id, now, "auto_reply", "customer",
+		    json_pack("{s:s?, s:i}", "from", m->from_address, "flags",
+		    m->auto_submitted));
+	if (m->bounce_of != NULL && store_outbox_by_identity(st, m->bounce_of,
+	    &row, &row_ticket) < 0)
+		return -1;
+	return store_event_add(st, id, now, "bounced", "escalon",
+	    json_pack("{s:s?, s:s?, s:o?}", "from", m->from_address,
+	    "message_id", m->bounce_of, "outbox", row > 0 ?
+	    json_integer(row) : NULL));
+}
+
 int
 ingest_message(struct store *st, const struct env *e, int64_t now,
-    const struct inbound_msg *m, struct ingest_result *r)
+    const struct inbound_msg *given, struct ingest_result *r)
 {
 	struct ticket t = { 0 };
 	int64_t id = 0;
 	int found, fresh = 0, rc = -1;
+	/* Mail with no usable From or Sender is still recorded, under a
+	 * stand-in identity that is never answered. */
+	struct inbound_msg anonymous = *given;
+	const struct inbound_msg *m = &anonymous;
 
+	if (anonymous.from_address == NULL) {
+		anonymous.from_address = (char *)UNKNOWN_SENDER;
+		if (anonymous.from_scope == NULL)
+			anonymous.from_scope = (char *)channel_name(
+			    given->channel);
+	}
 	memset(r, 0, sizeof(*r));
 	if (m->dedupe_key != NULL) {
 		found = store_message_find(st, m->dedupe_scope, m->dedupe_key,
@@ -343,7 +424,13 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		goto out;
 	if (found && store_ticket_get(st, id, &t) != 1)
 		goto out;
-	if (found) {
+	if (found && m->auto_submitted) {
+		/* Recorded on the ticket, and nothing more: an out-of-office
+		 * neither reopens nor answers anything. */
+		r->ticket_id = id;
+		if (automatic_event(st, id, now, m) < 0)
+			goto out;
+	} else if (found) {
 		if (follow_up(st, e, now, &t, m, &fresh, r) < 0)
 			goto out;
 		if (!fresh) {
@@ -374,9 +461,26 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		.dedupe_scope = m->dedupe_key != NULL ? m->dedupe_scope : NULL,
 		.dedupe_key = m->dedupe_key,
 		.at = now,
+		.raw = m->raw,
+		.raw_len = m->raw_len,
 	};
-	if (store_message_insert(st, &msg, NULL) < 0)
+	int64_t msg_id;
+	if (store_message_insert(st, &msg, &msg_id) < 0)
 		goto out;
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		const struct inbound_attachment *a = &m->attachments[i];
+		if (store_attachment_add(st, msg_id, a->name, a->type, a->size,
+		    a->data) < 0)
+			goto out;
+	}
+	/* Answered once the message is stored: the answer threads to it. */
+	if (r->created || (m->truncated && !m->auto_submitted)) {
+		ticket_release(&t);
+		if (store_ticket_get(st, r->ticket_id, &t) != 1 ||
+		    answer_sender(st, e, now, &t, m, r->created ? "ack" : NULL,
+		    r) < 0)
+			goto out;
+	}
 	rc = 0;
 out:
 	if (rc < 0 && r->error[0] == '\0') {
@@ -390,7 +494,8 @@ out:
 }
 
 struct item {
-	struct inbound_msg *msg;
+	struct inbound_msg *msg;	/* or NULL: a checkpoint */
+	char *ck_source, *ck_value;
 	ingest_done_cb *done;
 	void *arg;
 	struct ingest_result result;
@@ -410,8 +515,11 @@ ingest_batch_new(void)
 static void
 clear(struct ingest_batch *b)
 {
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
 		inbound_msg_free(&b->items[i].msg);
+		free(b->items[i].ck_source);
+		free(b->items[i].ck_value);
+	}
 	b->n = 0;
 }
 
@@ -428,9 +536,8 @@ ingest_batch_free(struct ingest_batch **bp)
 	*bp = NULL;
 }
 
-int
-ingest_batch_add(struct ingest_batch *b, struct inbound_msg *m,
-    ingest_done_cb *done, void *arg)
+static int
+grow(struct ingest_batch *b)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 64;
@@ -440,7 +547,31 @@ ingest_batch_add(struct ingest_batch *b, struct inbound_msg *m,
 		b->items = items;
 		b->cap = cap;
 	}
+	return 0;
+}
+
+int
+ingest_batch_add(struct ingest_batch *b, struct inbound_msg *m,
+    ingest_done_cb *done, void *arg)
+{
+	if (grow(b) < 0)
+		return -1;
 	b->items[b->n++] = (struct item){ .msg = m, .done = done, .arg = arg };
+	return 0;
+}
+
+int
+ingest_batch_checkpoint(struct ingest_batch *b, const char *source,
+    const char *value, ingest_done_cb *done, void *arg)
+{
+	struct item it = { .done = done, .arg = arg };
+
+	if (grow(b) < 0 || (it.ck_source = strdup(source)) == NULL ||
+	    (it.ck_value = strdup(value)) == NULL) {
+		free(it.ck_source);
+		return -1;
+	}
+	b->items[b->n++] = it;
 	return 0;
 }
 
@@ -474,6 +605,12 @@ ingest_batch_commit(struct ingest_batch *b, struct store *st,
 		goto fail;
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
+		if (it->msg == NULL) {
+			if (store_checkpoint_set(st, it->ck_source,
+			    it->ck_value, now) < 0)
+				goto fail;
+			continue;
+		}
 		if (store_savepoint(st) < 0)
 			goto fail;
 		if (ingest_message(st, e, now, it->msg, &it->result) < 0) {
@@ -491,7 +628,7 @@ ingest_batch_commit(struct ingest_batch *b, struct store *st,
 		goto fail;
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
-		if (it->result.created)
+		if (it->msg != NULL && it->result.created)
 			log_info("ticket created", "ticket=%lld channel=%s "
 			    "source=%s queue=%s", (long long)it->result.ticket_id,
 			    channel_name(it->msg->channel),

@@ -46,6 +46,13 @@ int ingest_batch_add(struct ingest_batch *b, struct inbound_msg *m,
 size_t ingest_batch_len(const struct ingest_batch *b);
 
 /*
+ * Store checkpoint (source, value) in the same transaction as everything
+ * queued before it; done runs after the commit (failed set if it did not).
+ */
+int ingest_batch_checkpoint(struct ingest_batch *b, const char *source,
+    const char *value, ingest_done_cb *done, void *arg);
+
+/*
  * Commit everything queued and run the callbacks. Returns 0, or -1 when
  * the transaction as a whole failed (every callback then sees failed=1,
  * temporary=1 and nothing was stored).

@@ -95,6 +95,30 @@ header(struct buf *b, const char *name, const char *value)
 	adds(b, "\r\n");
 }
 
+/* A list of message ids, one per folded line (they cannot be split). */
+static void
+folded_ids(struct buf *b, const char *name, const char *ids)
+{
+	const char *p = ids;
+	int first = 1;
+
+	adds(b, name);
+	adds(b, ":");
+	while (*p != '\0') {
+		size_t n;
+		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+			p++;
+		n = strcspn(p, " \t\r\n");
+		if (n == 0)
+			break;
+		adds(b, first ? " " : "\r\n ");
+		add(b, p, n);
+		p += n;
+		first = 0;
+	}
+	adds(b, "\r\n");
+}
+
 /* Quoted-printable (RFC 2045), lines of at most 76, CRLF line ends. */
 static void
 quoted_printable(struct buf *b, const char *text)
@@ -153,7 +177,7 @@ standard_header(const char *name)
 	static const char *const ours[] = { "From", "To", "Date",
 	    "Message-ID", "Reply-To", "In-Reply-To", "References",
 	    "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
-	    "Auto-Submitted" };
+	    "Auto-Submitted", "X-Loop" };
 
 	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
 		if (strcasecmp(name, ours[i]) == 0)
@@ -178,18 +202,22 @@ mail_compose(const struct mail_out *m, size_t *len_r)
 		header(&b, "Reply-To", m->reply_to);
 	header(&b, "Date", date);
 	header(&b, "Message-ID", m->message_id);
-	if (m->in_reply_to != NULL) {
+	if (m->in_reply_to != NULL)
 		header(&b, "In-Reply-To", m->in_reply_to);
-		header(&b, "References", m->in_reply_to);
-	}
+	if (m->references != NULL || m->in_reply_to != NULL)
+		folded_ids(&b, "References", m->references != NULL ?
+		    m->references : m->in_reply_to);
+	if (m->x_loop != NULL)
+		header(&b, "X-Loop", m->x_loop);
 	/* Template headers (Subject, and any the operator added); the
 	 * gateway's own are not theirs to set. */
 	for (size_t i = 0; i < m->r->n_headers; i++)
 		if (!standard_header(m->r->headers[i].name))
 			header(&b, m->r->headers[i].name,
 			    m->r->headers[i].value);
-	if (m->automatic)
-		header(&b, "Auto-Submitted", "auto-generated");
+	if (m->automatic != MAIL_PERSON)
+		header(&b, "Auto-Submitted", m->automatic == MAIL_AUTO_REPLIED ?
+		    "auto-replied" : "auto-generated");
 	header(&b, "MIME-Version", "1.0");
 	if (m->r->html == NULL) {
 		text_part(&b, "text/plain", m->r->text);

@@ -23,8 +23,14 @@ struct mail_out {
 	const char *reply_to;		/* or NULL */
 	const char *message_id;		/* "<...>" */
 	const char *in_reply_to;	/* or NULL */
+	const char *references;		/* "<a> <b>", or NULL: in_reply_to */
+	const char *x_loop;		/* X-Loop, or NULL */
 	int64_t date;
-	int automatic;			/* Auto-Submitted: auto-generated */
+	enum mail_auto {
+		MAIL_PERSON,		/* an agent wrote it */
+		MAIL_AUTO_GENERATED,	/* Auto-Submitted: auto-generated */
+		MAIL_AUTO_REPLIED,	/* auto-replied: an answer to mail */
+	} automatic;
 	const struct rendered *r;	/* Subject and other headers, text,
 					   html */
 };

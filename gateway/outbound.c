@@ -124,18 +124,142 @@ ticket_vars(const struct ticket *t)
 	return v;
 }
 
+/* The address mail about t comes from: its mailbox's, else smtp from. */
+static const char *
+from_address(const struct conf *c, const struct ticket *t)
+{
+	const char *name = t->source != NULL &&
+	    strncmp(t->source, "mailbox:", 8) == 0 ? t->source + 8 : NULL;
+
+	for (size_t i = 0; name != NULL && i < c->n_mailboxes; i++)
+		if (strcmp(c->mailboxes[i].name, name) == 0)
+			return c->mailboxes[i].address;
+	return c->smtp.from;
+}
+
+/* In-Reply-To the customer's last mail; References up to ten of them. */
+static int
+threading(struct store *st, int64_t ticket_id, char **in_reply_to_r,
+    char **references_r)
+{
+	char **ids;
+	size_t n, len = 1;
+
+	*in_reply_to_r = *references_r = NULL;
+	if (store_message_ids_in(st, ticket_id, 10, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(ids[i]) + 1;
+	if (n > 0 && (*references_r = malloc(len)) != NULL) {
+		char *p = *references_r;
+		for (size_t i = n; i-- > 0;)	/* oldest first */
+			p += sprintf(p, "%s%s", p == *references_r ? "" : " ",
+			    ids[i]);
+		*in_reply_to_r = ids[0];
+		ids[0] = NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	return 0;
+}
+
+/*
+ * True when automatic mail to this address must stop: max_autoreplies
+ * already went to it in the last hour (a loop with an autoresponder that
+ * fools the header checks ends here).
+ */
+static int
+autoreply_limited(struct store *st, const struct conf *c, int64_t now,
+    const struct ticket *t, const char *template, int *limited_r)
+{
+	int64_t n = 0;
+
+	*limited_r = 0;
+	if (store_outbox_recent(st, t->customer_address, now - 3600, &n) < 0)
+		return -1;
+	if (n < c->max_autoreplies)
+		return 0;
+	*limited_r = 1;
+	return store_event_add(st, t->id, now, "autoreply_suppressed",
+	    "escalon", json_pack("{s:s, s:s, s:I}", "template", template,
+	    "to", t->customer_address, "sent_last_hour", (json_int_t)n));
+}
+
+/* One mail to an email ticket's customer, threaded to their last mail. */
+static int
+queue_customer_mail(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const char *template, const struct rendered *r,
+    enum mail_auto automatic, char *error, size_t error_len)
+{
+	const struct conf *c = e->conf;
+	const char *from = from_address(c, t);
+	char msgid[256], *in_reply_to = NULL, *references = NULL, *mail = NULL;
+	uint64_t n;
+	size_t len;
+	int rc = -1, limited = 0;
+
+	if (!c->smtp.present || e->secret == NULL)
+		return 0;	/* no way to send mail: nothing to queue */
+	if (automatic != MAIL_PERSON &&
+	    autoreply_limited(st, c, now, t, template, &limited) < 0)
+		goto store_error;
+	if (limited)
+		return 0;
+	if (threading(st, t->id, &in_reply_to, &references) < 0)
+		goto store_error;
+	crypto_random(&n, sizeof(n));
+	mail_message_id(t->id, n, e->secret, mail_domain(from), msgid,
+	    sizeof(msgid));
+	struct mail_out m = {
+		.from = from, .to = t->customer_address, .message_id = msgid,
+		.in_reply_to = in_reply_to, .references = references,
+		.x_loop = from, .date = now, .automatic = automatic, .r = r,
+	};
+	if ((mail = mail_compose(&m, &len)) == NULL) {
+		snprintf(error, error_len, "out of memory");
+		goto out;
+	}
+	struct outbox_row row = {
+		.ticket_id = t->id, .template = template, .channel = "email",
+		.recipient = t->customer_address, .identity = msgid,
+		.payload = mail, .payload_len = len, .next_attempt_at = now,
+		.created_at = now,
+	};
+	if (store_outbox_insert(st, &row) < 0 ||
+	    store_thread_add(st, "mail", msgid, t->id) < 0)
+		goto store_error;
+	rc = 0;
+	goto out;
+store_error:
+	snprintf(error, error_len, "%s", store_error(st));
+out:
+	free(in_reply_to);
+	free(references);
+	free(mail);
+	return rc;
+}
+
+static int
+is_email(const struct ticket *t)
+{
+	return t->channel != NULL && strcmp(t->channel, "email") == 0 &&
+	    t->customer_address != NULL;
+}
+
 int
-outbound_template(struct store *st, const struct tmplset *ts, int64_t now,
+outbound_template(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *template,
     const char *const *extra, char *error, size_t error_len)
 {
+	const struct tmplset *ts = e->templates;
 	struct tmpl_vars *v;
 	struct rendered r;
 	const char *why;
-	int rc;
+	int rc, email = is_email(t);
 
-	if (t->reply_url == NULL)
-		return 0;
+	if (t->reply_url == NULL && !email)
+		return 0;	/* chat: the chat channel's work */
 	if (ts == NULL) {
 		snprintf(error, error_len, "templates are not loaded");
 		return -1;
@@ -147,23 +271,43 @@ outbound_template(struct store *st, const struct tmplset *ts, int64_t now,
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i += 2)
 		set_var(v, extra[i], extra[i + 1]);
 	/* Webhook customers read the chat form: plain text, no headers. */
-	rc = tmplset_render(ts, template, "chat", v, &r, &why);
+	rc = tmplset_render(ts, template, email ? "email" : "chat", v, &r,
+	    &why);
 	tmpl_vars_free(&v);
 	if (rc < 0) {
 		snprintf(error, error_len, "template %s: %s", template, why);
 		return -1;
 	}
-	rc = queue_message(st, now, t, template, r.text, error, error_len);
+	/* ack and too_large answer the customer's mail; the rest is news
+	 * the gateway generates (RFC 3834). */
+	if (email)
+		rc = queue_customer_mail(st, e, now, t, template, &r,
+		    strcmp(template, "ack") == 0 ||
+		    strcmp(template, "too_large") == 0 ? MAIL_AUTO_REPLIED :
+		    MAIL_AUTO_GENERATED, error, error_len);
+	else
+		rc = queue_message(st, now, t, template, r.text, error,
+		    error_len);
 	rendered_release(&r);
 	return rc;
 }
 
 int
-outbound_reply(struct store *st, const struct conf *c, int64_t now,
+outbound_reply(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *text, char *error, size_t error_len)
 {
-	(void)c;
-	return queue_message(st, now, t, "reply", text, error, error_len);
+	if (!is_email(t))
+		return queue_message(st, now, t, "reply", text, error,
+		    error_len);
+	/* An agent's words, under the ticket's subject and tag. */
+	char subject[1024];
+	struct rendered_header h = { "Subject", subject };
+	struct rendered r = { .headers = &h, .n_headers = 1,
+	    .text = (char *)text };
+	snprintf(subject, sizeof(subject), "Re: %s [ESC-%lld]", t->subject,
+	    (long long)t->id);
+	return queue_customer_mail(st, e, now, t, "reply", &r, MAIL_PERSON,
+	    error, error_len);
 }
 
 int
@@ -263,7 +407,7 @@ outbound_team(struct store *st, const struct env *e, int64_t now,
 		struct mail_out m = {
 			.from = c->smtp.from, .to = ag->email,
 			.reply_to = reply, .message_id = msgid, .date = now,
-			.automatic = 1, .r = &r,
+			.automatic = MAIL_AUTO_GENERATED, .r = &r,
 		};
 		char *mail = mail_compose(&m, &len);
 		rendered_release(&r);

@@ -5,9 +5,12 @@
  *
  * Webhook customers get messages POSTed to their ticket's reply_url
  * (SPEC.md "HTTP"), signed with the hook's secret; notify sections get the
- * events they list, signed with their own. Mail and chat customers are
- * served by their channels (the email and chat issues): until then their
- * tickets queue nothing here.
+ * events they list, signed with their own. Mail customers get mail From
+ * their mailbox's address, threaded (In-Reply-To, References) to their
+ * last mail, under a signed Message-ID, with X-Loop and RFC 3834's
+ * Auto-Submitted on automatic mail; no more than max_autoreplies
+ * automatic mails an hour go to one address. Chat customers are the chat
+ * channel's (not yet built): their tickets queue nothing here.
  */
 #ifndef ESCALON_OUTBOUND_H
 #define ESCALON_OUTBOUND_H
@@ -26,7 +29,8 @@ struct json_t;
  * and queue it. extra: more variables as name, value pairs, NULL-ended
  * (values may be NULL: unset). 0, or -1 with error (store or template).
  */
-int outbound_template(struct store *st, const struct tmplset *ts,
+struct env;
+int outbound_template(struct store *st, const struct env *e,
     int64_t now, const struct ticket *t, const char *template,
     const char *const *extra, char *error, size_t error_len);
 
@@ -36,13 +40,12 @@ int outbound_template(struct store *st, const struct tmplset *ts,
  * address, Reply-To the ticket's tokened address, a signed Message-ID.
  * Nothing when no smtp section is configured or e->secret is unset.
  */
-struct env;
 int outbound_team(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *template, const char *const *extra,
     char *error, size_t error_len);
 
 /* An agent's public reply, as written, to the ticket's customer. */
-int outbound_reply(struct store *st, const struct conf *c, int64_t now,
+int outbound_reply(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *text, char *error,
     size_t error_len);
 

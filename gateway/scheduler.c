@@ -260,7 +260,7 @@ sched_escalate(struct store *st, const struct env *e, struct ticket *t,
 	if (outbound_notify(st, e->conf, now, t, "ticket.escalated",
 	    json_pack("{s:i, s:i, s:s}", "from", from, "to", to, "why", why),
 	    error, error_len) < 0 ||
-	    outbound_template(st, e->templates, now, t, "escalated", extra,
+	    outbound_template(st, e, now, t, "escalated", extra,
 	    error, error_len) < 0)
 		return -1;
 	/* The new team hears of it by mail. */
@@ -372,7 +372,7 @@ sched_fire(struct store *st, const struct env *e, struct ticket *t,
 	at = update_due(t, &pol, cu, &f);
 	if (at > 0 && at <= now) {
 		t->last_update_at = now;
-		if (outbound_template(st, e->templates, now, t, "update", NULL,
+		if (outbound_template(st, e, now, t, "update", NULL,
 		    error, error_len) < 0 ||
 		    store_event_add(st, t->id, now, "update_sent", "escalon",
 		    NULL) < 0)

@@ -147,6 +147,9 @@ static const char *const migrations[] = {
 	"ALTER TABLE tickets ADD COLUMN sla_warned INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE tickets ADD COLUMN sla_breached INTEGER NOT NULL "
 	"  DEFAULT 0;",
+	/* 4: max_autoreplies counts the automatic mail each address got in
+	 * the last hour. */
+	"CREATE INDEX outbox_recipient ON outbox (recipient, created_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -173,7 +176,8 @@ enum stmt_id {
 	S_THREAD_ADD, S_THREAD_FIND,
 	S_MESSAGE_INSERT, S_MESSAGE_FIND, S_MESSAGE_LIST,
 	S_EVENT_ADD, S_EVENT_LIST,
-	S_CHECKPOINT_GET, S_CHECKPOINT_SET,
+	S_CHECKPOINT_GET, S_CHECKPOINT_SET, S_ATTACHMENT_ADD,
+	S_OUTBOX_BY_IDENTITY, S_OUTBOX_RECENT, S_MESSAGE_IDS_IN,
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
@@ -248,8 +252,18 @@ static const char *const sql[S_COUNT] = {
 	    "SELECT ticket_id FROM thread_keys WHERE scope = ? AND key = ?",
 	[S_MESSAGE_INSERT] =
 	    "INSERT INTO messages (ticket_id, direction, channel, author, "
-	    "subject, body, message_id, dedupe_scope, dedupe_key, at) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    "subject, body, message_id, dedupe_scope, dedupe_key, at, raw) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[S_ATTACHMENT_ADD] = "INSERT INTO attachments (message_id, name, type, "
+	    "size, content) VALUES (?, ?, ?, ?, ?)",
+	[S_MESSAGE_IDS_IN] = "SELECT message_id FROM messages WHERE "
+	    "ticket_id = ? AND direction = 'in' AND channel = 'email' AND "
+	    "message_id IS NOT NULL ORDER BY id DESC LIMIT ?",
+	[S_OUTBOX_BY_IDENTITY] =
+	    "SELECT id, ticket_id FROM outbox WHERE identity = ?",
+	[S_OUTBOX_RECENT] = "SELECT count(*) FROM outbox WHERE recipient = ? "
+	    "AND created_at >= ? AND template IS NOT NULL AND template NOT IN "
+	    "('reply', 'agent_reply')",
 	[S_MESSAGE_FIND] =
 	    "SELECT ticket_id FROM messages WHERE dedupe_scope = ? AND "
 	    "dedupe_key = ?",
@@ -899,6 +913,8 @@ store_message_insert(struct store *st, const struct message *m, int64_t *id_r)
 	bind_text(s, i++, m->dedupe_scope);
 	bind_text(s, i++, m->dedupe_key);
 	sqlite3_bind_int64(s, i++, m->at);
+	if (m->raw != NULL)
+		sqlite3_bind_blob64(s, i++, m->raw, m->raw_len, SQLITE_STATIC);
 	if (exec_done(st, s, "insert message") < 0)
 		return -1;
 	if (id_r != NULL)
@@ -1042,6 +1058,97 @@ store_checkpoint_set(struct store *st, const char *source, const char *value,
 	bind_text(s, 2, value);
 	sqlite3_bind_int64(s, 3, at);
 	return exec_done(st, s, "set checkpoint");
+}
+
+int
+store_attachment_add(struct store *st, int64_t message_id, const char *name,
+    const char *type, size_t size, const void *content)
+{
+	sqlite3_stmt *s = stmt(st, S_ATTACHMENT_ADD);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, message_id);
+	bind_text(s, 2, name);
+	bind_text(s, 3, type);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)size);
+	if (content != NULL)
+		sqlite3_bind_blob64(s, 5, content, size, SQLITE_STATIC);
+	return exec_done(st, s, "add attachment");
+}
+
+int
+store_message_ids_in(struct store *st, int64_t ticket_id, size_t max,
+    char ***ids_r, size_t *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_MESSAGE_IDS_IN);
+	char **ids = calloc(max + 1, sizeof(*ids));
+	size_t n = 0;
+	int rc;
+
+	*ids_r = NULL;
+	*n_r = 0;
+	if (s == NULL || ids == NULL) {
+		free(ids);
+		return -1;
+	}
+	sqlite3_bind_int64(s, 1, ticket_id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((ids[n] = strdup(col_text(s, 0))) != NULL)
+			n++;
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "list message ids");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	*ids_r = ids;
+	*n_r = n;
+	return rc;
+}
+
+int
+store_outbox_by_identity(struct store *st, const char *identity,
+    int64_t *id_r, int64_t *ticket_id_r)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_BY_IDENTITY);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, identity);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*id_r = sqlite3_column_int64(s, 0);
+		*ticket_id_r = sqlite3_column_int64(s, 1);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(st, "find outbox row");
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
+}
+
+int
+store_outbox_recent(struct store *st, const char *recipient, int64_t since,
+    int64_t *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_RECENT);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	bind_text(s, 1, recipient);
+	sqlite3_bind_int64(s, 2, since);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*n_r = sqlite3_column_int64(s, 0);
+		rc = 0;
+	} else {
+		rc = fail(st, "count recent outbox rows");
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
 }
 
 static const char *const outbox_states[] = {

@@ -157,6 +157,17 @@ int store_outbox_list(struct store *st, int dead, store_outbox_cb *cb,
     void *arg);
 /* Rows left `sending` by a crash become `retry`; *n_r how many. */
 int store_outbox_unstick(struct store *st, int *n_r);
+/* The Message-IDs of a ticket's last max mails from its customer, newest
+ * first (*ids_r: the caller frees each and the array). */
+int store_message_ids_in(struct store *st, int64_t ticket_id, size_t max,
+    char ***ids_r, size_t *n_r);
+
+/* The row queued under identity (a Message-ID): 1 and its ids, or 0. */
+int store_outbox_by_identity(struct store *st, const char *identity,
+    int64_t *id_r, int64_t *ticket_id_r);
+/* Automatic messages (not agents' replies) queued to recipient since. */
+int store_outbox_recent(struct store *st, const char *recipient,
+    int64_t since, int64_t *n_r);
 int store_outbox_count(struct store *st, int64_t *pending_r,
     int64_t *dead_r);
 
@@ -197,6 +208,10 @@ int store_csat_create(struct store *st, int64_t ticket_id, const char *token,
     int64_t at);
 int store_csat_rate(struct store *st, const char *token, int score,
     int64_t at, int64_t *ticket_id_r);
+
+/* An attachment of a stored message; content NULL when not kept. */
+int store_attachment_add(struct store *st, int64_t message_id,
+    const char *name, const char *type, size_t size, const void *content);
 
 /* Per-source checkpoints (IMAP UIDVALIDITY/UID, XMPP archive id). */
 int store_checkpoint_get(struct store *st, const char *source,

@@ -22,6 +22,7 @@
 #ifndef ESCALON_TICKET_H
 #define ESCALON_TICKET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum ticket_state {
@@ -69,6 +70,8 @@ struct message {
 	const char *message_id;	/* Message-ID, stanza id, webhook id */
 	const char *dedupe_scope, *dedupe_key;	/* NULL: not deduped */
 	int64_t at;
+	const void *raw;	/* the source as received, or NULL */
+	size_t raw_len;
 };
 
 struct event {

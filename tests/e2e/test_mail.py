@@ -4,71 +4,18 @@ sla_warning when a clock reaches warn_at, and the next level's team gets
 agent_escalated, through a real SMTP server (aiosmtpd) on loopback.
 """
 
-import email
-import email.policy
 import re
-import threading
 import time
 
 import pytest
 
-from conftest import REPO, free_port, wait_until, webhook_msg
+from conftest import REPO, wait_until, webhook_msg
+from peers import Sink, sink  # noqa: F401 (sink is a fixture)
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 
 TOKEN = re.compile(r"^support\+(\d+)\.([a-z2-7]{16})@example\.test$")
 MSGID = re.compile(r"^<esc-(\d+)-\d+\.[a-z2-7]{16}@example\.test>$")
-
-
-class Sink:
-    """An SMTP server that keeps every message; can refuse recipients."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.mails = []
-        self.refuse = set()
-        self.lock = threading.Lock()
-        sink = self
-
-        class Handler:
-            async def handle_RCPT(self, server, session, envelope, address,
-                                  options):
-                if address in sink.refuse:
-                    return "550 no such user here"
-                envelope.rcpt_tos.append(address)
-                return "250 OK"
-
-            async def handle_DATA(self, server, session, envelope):
-                msg = email.message_from_bytes(envelope.original_content,
-                                               policy=email.policy.default)
-                with sink.lock:
-                    sink.mails.append((envelope.rcpt_tos, msg))
-                return "250 OK"
-
-        self.controller = aiosmtpd.Controller(Handler(), hostname="127.0.0.1",
-                                              port=self.port)
-
-    def start(self):
-        self.controller.start()
-        return self
-
-    def stop(self):
-        try:
-            self.controller.stop()
-        except Exception:
-            pass
-
-    def to(self, rcpt, subject_has=""):
-        with self.lock:
-            return [m for rcpts, m in self.mails
-                    if rcpt in rcpts and subject_has in str(m["Subject"])]
-
-
-@pytest.fixture
-def sink():
-    s = Sink().start()
-    yield s
-    s.stop()
 
 
 def config(port, smtp_port, first_response="4h"):

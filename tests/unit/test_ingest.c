@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -19,6 +20,7 @@
 #include "ingest.h"
 #include "tmplset.h"
 #include "log.h"
+#include "mail.h"
 #include "store.h"
 #include "ticket.h"
 
@@ -971,7 +973,964 @@ test_batch_free_uncommitted(void **state)
 	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 0);
 }
 
+/* ---- mail to email customers ------------------------------------------- */
+
+/*
+ * The mail tests run with an smtp section, a mailbox "support" (the source
+ * of mail_msg) and a secret; their teardown puts the hand-built conf back
+ * as the other tests expect it (no smtp: nothing mailed), even after a
+ * failed assertion.
+ */
+#define SECRET "test-secret"
+
+struct obox;
+static struct obox *boxes;
+
+static struct conf_mailbox mailboxes[] = {
+	{ .name = "support", .address = "support@example.test",
+	  .queue = "general" },
+};
+
+static int
+setup_mail(void **state)
+{
+	if (fx_setup_store(state, "escalon-test-ingest") < 0)
+		return -1;
+	conf.smtp.present = 1;
+	conf.smtp.url = "smtp://127.0.0.1:1";
+	conf.smtp.from = "help@example.test";
+	conf.mailboxes = mailboxes;
+	conf.n_mailboxes = 1;
+	conf.max_autoreplies = 10;
+	conf.max_message_size = 1 << 20;
+	env->secret = SECRET;
+	return 0;
+}
+
+static void obox_free(struct obox **obp);
+
+static int
+teardown_mail(void **state)
+{
+	memset(&conf.smtp, 0, sizeof(conf.smtp));
+	conf.mailboxes = NULL;
+	conf.n_mailboxes = 0;
+	conf.max_autoreplies = 0;
+	conf.max_message_size = 0;
+	env->secret = NULL;
+	while (boxes != NULL) {
+		struct obox *ob = boxes;
+		obox_free(&ob);
+	}
+	return fx_teardown(state);
+}
+
+/* The outbox as queued rows, copied out. */
+struct orow {
+	int64_t id, ticket_id;
+	char *template, *channel, *recipient, *identity, *payload;
+};
+
+struct obox {
+	struct orow r[32];
+	int n;
+	struct obox *next;	/* in `boxes` */
+};
+
+/* Every box not yet freed (`boxes`): a failed assertion leaves its test
+ * without freeing them, and teardown_mail frees them instead. */
+
+static int
+collect_row(const struct outbox_row *row, void *arg)
+{
+	struct obox *ob = arg;
+	struct orow *o;
+
+	assert_true(ob->n < 32);
+	o = &ob->r[ob->n++];
+	o->id = row->id;
+	o->ticket_id = row->ticket_id;
+	o->template = xstrdup(row->template != NULL ? row->template : "");
+	o->channel = xstrdup(row->channel);
+	o->recipient = xstrdup(row->recipient);
+	o->identity = xstrdup(row->identity);
+	o->payload = malloc(row->payload_len + 1);
+	assert_non_null(o->payload);
+	memcpy(o->payload, row->payload, row->payload_len);
+	o->payload[row->payload_len] = '\0';
+	return 0;
+}
+
+static struct obox *
+outbox(struct fx *f)
+{
+	struct obox *ob = calloc(1, sizeof(*ob));
+
+	assert_non_null(ob);
+	ob->next = boxes;
+	boxes = ob;
+	assert_int_equal(store_outbox_list(f->st, 0, collect_row, ob), 0);
+	return ob;
+}
+
+static void
+obox_free(struct obox **obp)
+{
+	struct obox *ob = *obp, **pp = &boxes;
+
+	while (*pp != ob)
+		pp = &(*pp)->next;
+	*pp = ob->next;
+	for (int i = 0; i < ob->n; i++) {
+		free(ob->r[i].template);
+		free(ob->r[i].channel);
+		free(ob->r[i].recipient);
+		free(ob->r[i].identity);
+		free(ob->r[i].payload);
+	}
+	free(ob);
+	*obp = NULL;
+}
+
+/* Rows of template (NULL: any) to recipient (NULL: anyone). */
+static int
+n_rows(const struct obox *ob, const char *template, const char *recipient)
+{
+	int n = 0;
+
+	for (int i = 0; i < ob->n; i++)
+		n += (template == NULL ||
+		    strcmp(ob->r[i].template, template) == 0) &&
+		    (recipient == NULL ||
+		    strcmp(ob->r[i].recipient, recipient) == 0);
+	return n;
+}
+
+/* The first such row, or a failure. */
+static const struct orow *
+row_of(const struct obox *ob, const char *template, const char *recipient)
+{
+	for (int i = 0; i < ob->n; i++)
+		if (strcmp(ob->r[i].template, template) == 0 &&
+		    strcmp(ob->r[i].recipient, recipient) == 0)
+			return &ob->r[i];
+	fail_msg("no %s row to %s in the outbox (%d rows)", template,
+	    recipient, ob->n);
+	return NULL;
+}
+
+/*
+ * The value of header `name` in a mail (the header section only, folded
+ * lines joined by one space) into buf; NULL when it has none.
+ */
+static const char *
+header_of(const char *mail, const char *name, char *buf, size_t len)
+{
+	const char *end = strstr(mail, "\r\n\r\n");
+	size_t nl = strlen(name);
+
+	assert_non_null(end);
+	for (const char *p = mail; p < end;) {
+		const char *q = strstr(p, "\r\n");
+		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			size_t used = 0;
+			const char *v = p + nl + 1;
+			for (;;) {
+				while (*v == ' ' || *v == '\t')
+					v++;
+				used += (size_t)snprintf(buf + used,
+				    used < len ? len - used : 0, "%s%.*s",
+				    used > 0 ? " " : "", (int)(q - v), v);
+				if (q >= end || (q[2] != ' ' && q[2] != '\t'))
+					break;
+				v = q + 2;
+				q = strstr(v, "\r\n");
+			}
+			assert_true(used < len);
+			return buf;
+		}
+		p = q + 2;
+	}
+	return NULL;
+}
+
+/* Header `name` of mail is exactly want (the failure names the caller's
+ * line). */
+#define assert_header(mail, name, want) \
+	assert_header_at((mail), (name), (want), __LINE__)
+
+static void
+assert_header_at(const char *mail, const char *name, const char *want,
+    int line)
+{
+	char buf[1024];
+	const char *got = header_of(mail, name, buf, sizeof(buf));
+
+	if (got == NULL)
+		fail_msg("line %d: no %s header in:\n%.*s", line, name,
+		    (int)(strstr(mail, "\r\n\r\n") - mail), mail);
+	if (strcmp(got, want) != 0)
+		fail_msg("line %d: %s: \"%s\", want \"%s\"", line, name, got,
+		    want);
+}
+
+static int
+n_events(const struct evs *ev, const char *type)
+{
+	int n = 0;
+
+	for (int i = 0; i < ev->n; i++)
+		n += strcmp(ev->type[i], type) == 0;
+	return n;
+}
+
+/* The detail of the only event of that type. */
+static const char *
+event_detail(const struct evs *ev, const char *type)
+{
+	int at = -1;
+
+	for (int i = 0; i < ev->n; i++)
+		if (strcmp(ev->type[i], type) == 0) {
+			if (at >= 0)
+				fail_msg("two %s events", type);
+			at = i;
+		}
+	if (at < 0)
+		fail_msg("no %s event (%d events)", type, ev->n);
+	return ev->detail[at];
+}
+
+static struct inbound_msg *
+auto_msg(const char *message_id, const char *from, const char *subject,
+    const char *in_reply_to, int flags)
+{
+	struct inbound_msg *m = mail_msg(message_id, from, subject,
+	    in_reply_to, NULL, NULL);
+
+	m->auto_submitted = flags;
+	return m;
+}
+
+/* A new mail ticket is acknowledged by mail, signed and threaded. */
+static void
+test_mail_ack(void **state)
+{
+	struct fx *f = *state;
+	struct ingest_result r;
+	struct obox *ob;
+	struct ticket t;
+	char want[256], tag[32], buf[1024];
+	long long tid;
+	unsigned long long n;
+	int64_t t1, found = 0;
+
+	assert_int_equal(ingest_one(f, mail_msg("<m1@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), NOW, &r), 0);
+	assert_int_equal(r.created, 1);
+	t1 = r.ticket_id;
+	assert_int_equal(store_ticket_get(f->st, t1, &t), 1);
+	assert_string_equal(t.channel, "email");
+	assert_string_equal(t.source, "mailbox:support");
+	ticket_release(&t);
+
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", NULL), 1);
+	const struct orow *ack = row_of(ob, "ack", "ada@cust.test");
+	assert_int_equal(ack->ticket_id, t1);
+	assert_string_equal(ack->channel, "email");
+	/* The agents of tier1 hear of it, by mail too. */
+	assert_int_equal(n_rows(ob, "agent_new", "alice@example.test"), 1);
+	assert_int_equal(n_rows(ob, "agent_new", "bob@example.test"), 1);
+
+	/* Message-ID <esc-ID-N.MAC@domain>: ours, for this ticket, MAC
+	 * under the secret, domain of the From address; the row's identity. */
+	if (sscanf(ack->identity, "<esc-%lld-%llu.", &tid, &n) != 2)
+		fail_msg("identity \"%s\" is not <esc-ID-N.MAC@domain>",
+		    ack->identity);
+	assert_int_equal(tid, t1);
+	mail_message_id(t1, (uint64_t)n, SECRET, "example.test", want,
+	    sizeof(want));
+	assert_string_equal(ack->identity, want);
+	assert_header(ack->payload, "Message-ID", ack->identity);
+
+	/* From the mailbox the mail came to, not smtp's from. */
+	assert_header(ack->payload, "From", "support@example.test");
+	assert_header(ack->payload, "To", "ada@cust.test");
+	assert_header(ack->payload, "X-Loop", "support@example.test");
+	assert_header(ack->payload, "Auto-Submitted", "auto-replied");
+	assert_non_null(header_of(ack->payload, "Date", buf, sizeof(buf)));
+	assert_non_null(header_of(ack->payload, "Subject", buf, sizeof(buf)));
+	snprintf(tag, sizeof(tag), "[ESC-%lld]", (long long)t1);
+	if (strstr(buf, tag) == NULL || strstr(buf, "Help") == NULL)
+		fail_msg("Subject \"%s\" lacks %s or the customer's subject",
+		    buf, tag);
+
+	/* Its Message-ID is a thread key of the ticket: the customer's
+	 * answer to the ack threads, whatever its subject. */
+	assert_int_equal(store_thread_find(f->st, "mail", ack->identity,
+	    &found), 1);
+	assert_int_equal(found, t1);
+	assert_int_equal(ingest_one(f, mail_msg("<m2@cust.test>",
+	    "ada@cust.test", "something else", ack->identity, NULL, NULL),
+	    NOW + 60, &r), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.ticket_id, t1);
+	obox_free(&ob);
+
+	/* A follow-up is not acknowledged again. */
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", NULL), 1);
+	assert_int_equal(n_rows(ob, NULL, "ada@cust.test"), 1);
+	assert_int_equal(messages(f, t1).n, 2);
+
+	/* It answers the customer's mail: In-Reply-To and References name
+	 * it, so their mail program threads the ack under their mail. */
+	ack = row_of(ob, "ack", "ada@cust.test");
+	assert_header(ack->payload, "In-Reply-To", "<m1@cust.test>");
+	assert_header(ack->payload, "References", "<m1@cust.test>");
+	obox_free(&ob);
+}
+
+/* Mail from a source no mailbox is configured for comes From smtp. */
+static void
+test_mail_ack_from_smtp(void **state)
+{
+	struct fx *f = *state;
+	struct inbound_msg *m = mail_msg("<m1@cust.test>", "ada@cust.test",
+	    "Help", NULL, NULL, NULL);
+	struct ingest_result r;
+	struct obox *ob;
+	char want[256];
+	long long tid;
+	unsigned long long n;
+
+	free(m->source);
+	m->source = xstrdup("mailbox:other");
+	assert_int_equal(ingest_one(f, m, NOW, &r), 0);
+	assert_int_equal(r.created, 1);
+	ob = outbox(f);
+	const struct orow *ack = row_of(ob, "ack", "ada@cust.test");
+	assert_header(ack->payload, "From", "help@example.test");
+	assert_header(ack->payload, "X-Loop", "help@example.test");
+	assert_int_equal(sscanf(ack->identity, "<esc-%lld-%llu.", &tid, &n),
+	    2);
+	mail_message_id(r.ticket_id, (uint64_t)n, SECRET, "example.test",
+	    want, sizeof(want));
+	assert_string_equal(ack->identity, want);
+	obox_free(&ob);
+}
+
+/* Without a secret (or an smtp section) no mail is queued at all. */
+static void
+test_mail_no_secret_no_mail(void **state)
+{
+	struct fx *f = *state;
+	struct ingest_result r;
+	int64_t pending = -1, dead = -1;
+
+	env->secret = NULL;
+	assert_int_equal(ingest_one(f, mail_msg("<m1@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), NOW, &r), 0);
+	assert_int_equal(r.created, 1);
+	env->secret = SECRET;
+	conf.smtp.present = 0;
+	assert_int_equal(ingest_one(f, mail_msg("<m2@cust.test>",
+	    "bob@cust.test", "Help", NULL, NULL, NULL), NOW, &r), 0);
+	assert_int_equal(r.created, 1);
+	assert_int_equal(store_outbox_count(f->st, &pending, &dead), 0);
+	assert_int_equal(pending, 0);
+	assert_int_equal(dead, 0);
+}
+
+/* Automatic mail opens a ticket, but nobody answers it. */
+static void
+test_mail_automatic_not_answered(void **state)
+{
+	static const int flags[] = {
+		INBOUND_AUTO_SUBMITTED, INBOUND_AUTO_BULK, INBOUND_AUTO_LIST,
+		INBOUND_AUTO_BOUNCE, INBOUND_AUTO_LOOP,
+		INBOUND_AUTO_SUBMITTED | INBOUND_AUTO_LIST,
+	};
+	struct fx *f = *state;
+
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		struct ingest_result r;
+		struct obox *ob;
+		char id[32], from[32], want[32];
+
+		snprintf(id, sizeof(id), "<auto%zu@cust.test>", i);
+		snprintf(from, sizeof(from), "robot%zu@cust.test", i);
+		assert_int_equal(ingest_one(f, auto_msg(id, from,
+		    "Out of office", NULL, flags[i]), NOW, &r), 0);
+		if (!r.created)
+			fail_msg("flags %d: no ticket", flags[i]);
+		ob = outbox(f);
+		if (n_rows(ob, NULL, from) != 0)
+			fail_msg("flags %d: %d rows queued to the robot",
+			    flags[i], n_rows(ob, NULL, from));
+		obox_free(&ob);
+		struct evs ev = events(f, r.ticket_id);
+		assert_int_equal(n_events(&ev, "created"), 1);
+		const char *d = event_detail(&ev, "not_answered");
+		snprintf(want, sizeof(want), "\"flags\":%d", flags[i]);
+		if (strstr(d, want) == NULL)
+			fail_msg("flags %d: not_answered detail %s", flags[i],
+			    d);
+		assert_int_equal(messages(f, r.ticket_id).n, 1);
+	}
+	/* A person's mail still gets its ack. */
+	struct ingest_result r;
+	struct obox *ob;
+	assert_int_equal(ingest_one(f, mail_msg("<p@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), NOW, &r), 0);
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", NULL), 1);
+	assert_int_equal(n_rows(ob, "ack", "ada@cust.test"), 1);
+	obox_free(&ob);
+	struct evs ev = events(f, r.ticket_id);
+	assert_int_equal(n_events(&ev, "not_answered"), 0);
+}
+
+/* An automatic follow-up is recorded, and changes nothing. */
+static void
+test_mail_automatic_followup(void **state)
+{
+	struct fx *f = *state;
+	struct ingest_result r;
+	struct ticket t;
+	int64_t t1, resolved = NOW + 600;
+	struct obox *ob;
+
+	assert_int_equal(ingest_one(f, mail_msg("<m1@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), NOW, &r), 0);
+	t1 = r.ticket_id;
+
+	/* Resolved: an out-of-office does not reopen it. */
+	set_state(f, t1, TICKET_RESOLVED, resolved);
+	assert_int_equal(ingest_one(f, auto_msg("<ooo1@cust.test>",
+	    "ada@cust.test", "Re: Help", "<m1@cust.test>",
+	    INBOUND_AUTO_SUBMITTED), NOW + 3600, &r), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.duplicate, 0);
+	assert_int_equal(r.ticket_id, t1);
+	assert_int_equal(store_ticket_get(f->st, t1, &t), 1);
+	assert_int_equal(t.state, TICKET_RESOLVED);
+	assert_int_equal(t.resolved_at, resolved);
+	assert_int_equal(t.last_customer_at, NOW);
+	ticket_release(&t);
+	struct evs ev = events(f, t1);
+	assert_int_equal(n_events(&ev, "reopened"), 0);
+	assert_int_equal(n_events(&ev, "state_changed"), 0);
+	assert_int_equal(n_events(&ev, "customer_replied"), 0);
+	const char *d = event_detail(&ev, "auto_reply");
+	assert_non_null(strstr(d, "\"flags\":1"));
+	assert_non_null(strstr(d, "\"from\":\"ada@cust.test\""));
+	struct msgs ms = messages(f, t1);
+	assert_int_equal(ms.n, 2);	/* recorded on the ticket */
+	assert_string_equal(ms.message_id[1], "<ooo1@cust.test>");
+	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 1);
+
+	/* Pending: it stays pending (waiting on the customer, who has not
+	 * written). */
+	set_state(f, t1, TICKET_PENDING, 0);
+	assert_int_equal(ingest_one(f, auto_msg("<ooo2@cust.test>",
+	    "ada@cust.test", "Re: Help", "<m1@cust.test>", INBOUND_AUTO_BULK),
+	    NOW + 7200, &r), 0);
+	assert_int_equal(r.ticket_id, t1);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(store_ticket_get(f->st, t1, &t), 1);
+	assert_int_equal(t.state, TICKET_PENDING);
+	assert_int_equal(t.last_customer_at, NOW);
+	ticket_release(&t);
+	ev = events(f, t1);
+	assert_int_equal(n_events(&ev, "state_changed"), 0);
+	assert_int_equal(n_events(&ev, "auto_reply"), 2);
+
+	/* Nothing went back to the robot: only the first ack. */
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, NULL, "ada@cust.test"), 1);
+	assert_int_equal(n_rows(ob, "ack", "ada@cust.test"), 1);
+	obox_free(&ob);
+}
+
+/* A bounce of our mail lands on its ticket, naming the outbox row. */
+static void
+test_mail_bounce(void **state)
+{
+	struct fx *f = *state;
+	struct inbound_msg *m;
+	struct ingest_result r;
+	struct obox *ob;
+	int64_t t1, row_id;
+	char ack_id[256], want[320];
+
+	assert_int_equal(ingest_one(f, mail_msg("<m1@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), NOW, &r), 0);
+	t1 = r.ticket_id;
+	ob = outbox(f);
+	const struct orow *ack = row_of(ob, "ack", "ada@cust.test");
+	snprintf(ack_id, sizeof(ack_id), "%s", ack->identity);
+	row_id = ack->id;
+	obox_free(&ob);
+
+	m = auto_msg("<dsn1@mx.cust.test>", "MAILER-DAEMON@mx.cust.test",
+	    "Undelivered Mail Returned to Sender", NULL, INBOUND_AUTO_BOUNCE);
+	m->bounce_of = xstrdup(ack_id);
+	assert_int_equal(ingest_one(f, m, NOW + 60, &r), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.ticket_id, t1);
+	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 1);
+
+	struct evs ev = events(f, t1);
+	const char *d = event_detail(&ev, "bounced");
+	snprintf(want, sizeof(want), "\"outbox\":%lld", (long long)row_id);
+	if (strstr(d, want) == NULL)
+		fail_msg("bounced detail %s lacks %s", d, want);
+	snprintf(want, sizeof(want), "\"message_id\":\"%s\"", ack_id);
+	if (strstr(d, want) == NULL)
+		fail_msg("bounced detail %s lacks %s", d, want);
+	assert_int_equal(n_events(&ev, "auto_reply"), 0);
+	assert_int_equal(n_events(&ev, "customer_replied"), 0);
+	assert_int_equal(messages(f, t1).n, 2);
+
+	/* Nobody answers a mailer daemon. */
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, NULL, "MAILER-DAEMON@mx.cust.test"), 0);
+	assert_int_equal(n_rows(ob, "ack", NULL), 1);
+	obox_free(&ob);
+
+	/* A bounce of a mail we never sent opens a ticket, unanswered. */
+	m = auto_msg("<dsn2@mx.cust.test>", "MAILER-DAEMON@mx.cust.test",
+	    "Undelivered Mail Returned to Sender", NULL, INBOUND_AUTO_BOUNCE);
+	m->bounce_of = xstrdup("<esc-999-1.aaaaaaaaaaaaaaaa@example.test>");
+	assert_int_equal(ingest_one(f, m, NOW + 120, &r), 0);
+	assert_int_equal(r.created, 1);
+	assert_int_not_equal(r.ticket_id, t1);
+	ev = events(f, r.ticket_id);
+	assert_int_equal(n_events(&ev, "not_answered"), 1);
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, NULL, "MAILER-DAEMON@mx.cust.test"), 0);
+	obox_free(&ob);
+}
+
+/* Mail over max_message_size: a ticket, and too_large instead of ack. */
+static void
+test_mail_too_large(void **state)
+{
+	struct fx *f = *state;
+	struct inbound_msg *m;
+	struct ingest_result r;
+	struct obox *ob;
+	int64_t t1;
+	char buf[1024], tag[32];
+
+	m = mail_msg("<big1@cust.test>", "ada@cust.test", "Logs", NULL, NULL,
+	    NULL);
+	m->truncated = 1;
+	m->raw_size = 3 << 20;
+	assert_int_equal(ingest_one(f, m, NOW, &r), 0);
+	assert_int_equal(r.created, 1);
+	t1 = r.ticket_id;
+	assert_int_equal(messages(f, t1).n, 1);
+
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", NULL), 0);
+	assert_int_equal(n_rows(ob, "too_large", NULL), 1);
+	const struct orow *tl = row_of(ob, "too_large", "ada@cust.test");
+	assert_int_equal(tl->ticket_id, t1);
+	assert_string_equal(tl->channel, "email");
+	assert_header(tl->payload, "From", "support@example.test");
+	assert_header(tl->payload, "To", "ada@cust.test");
+	assert_header(tl->payload, "Auto-Submitted", "auto-replied");
+	assert_non_null(header_of(tl->payload, "Subject", buf, sizeof(buf)));
+	snprintf(tag, sizeof(tag), "[ESC-%lld]", (long long)t1);
+	assert_non_null(strstr(buf, tag));
+	assert_non_null(strstr(buf, "Logs"));
+	/* The sizes, as the customer reads them. */
+	assert_non_null(strstr(tl->payload, "3.0 MiB"));
+	assert_non_null(strstr(tl->payload, "1.0 MiB"));
+	obox_free(&ob);
+
+	/* A follow-up too large: told again, on the same ticket. */
+	m = mail_msg("<big2@cust.test>", "ada@cust.test", "Re: Logs",
+	    "<big1@cust.test>", NULL, NULL);
+	m->truncated = 1;
+	m->raw_size = 2 << 20;
+	assert_int_equal(ingest_one(f, m, NOW + 60, &r), 0);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(r.ticket_id, t1);
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "too_large", "ada@cust.test"), 2);
+	assert_int_equal(n_rows(ob, "ack", NULL), 0);
+	int seen = 0;
+	for (int i = 0; i < ob->n; i++)
+		if (strcmp(ob->r[i].template, "too_large") == 0 &&
+		    strstr(ob->r[i].payload, "2.0 MiB") != NULL) {
+			assert_int_equal(ob->r[i].ticket_id, t1);
+			seen++;
+		}
+	assert_int_equal(seen, 1);
+	obox_free(&ob);
+	int64_t big2 = r.ticket_id;
+
+	/* Automatic and too large: nothing at all, new or follow-up. */
+	m = auto_msg("<big3@cust.test>", "robot@cust.test", "Report", NULL,
+	    INBOUND_AUTO_SUBMITTED);
+	m->truncated = 1;
+	m->raw_size = 5 << 20;
+	assert_int_equal(ingest_one(f, m, NOW + 120, &r), 0);
+	assert_int_equal(r.created, 1);
+	struct evs ev = events(f, r.ticket_id);
+	assert_int_equal(n_events(&ev, "not_answered"), 1);
+	m = auto_msg("<big4@cust.test>", "ada@cust.test", "Re: Logs",
+	    "<big1@cust.test>", INBOUND_AUTO_SUBMITTED);
+	m->truncated = 1;
+	m->raw_size = 5 << 20;
+	assert_int_equal(ingest_one(f, m, NOW + 180, &r), 0);
+	assert_int_equal(r.ticket_id, t1);
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, NULL, "robot@cust.test"), 0);
+	assert_int_equal(n_rows(ob, "too_large", NULL), 2);
+
+	/* Each too_large answers the mail that was too large (the
+	 * follow-up's first). */
+	for (int i = ob->n; i-- > 0;) {
+		if (strcmp(ob->r[i].template, "too_large") != 0)
+			continue;
+		assert_int_equal(ob->r[i].ticket_id, big2);
+		assert_header(ob->r[i].payload, "In-Reply-To",
+		    strstr(ob->r[i].payload, "2.0 MiB") != NULL ?
+		    "<big2@cust.test>" : "<big1@cust.test>");
+	}
+	obox_free(&ob);
+}
+
+/* No more than max_autoreplies automatic mails an hour to one address. */
+static void
+test_mail_autoreply_limit(void **state)
+{
+	struct fx *f = *state;
+	struct ingest_result r[4];
+	struct obox *ob;
+
+	conf.max_autoreplies = 2;
+	for (int i = 0; i < 3; i++) {
+		char id[32], subject[32];
+		snprintf(id, sizeof(id), "<loop%d@cust.test>", i);
+		snprintf(subject, sizeof(subject), "Question %d", i);
+		assert_int_equal(ingest_one(f, mail_msg(id, "ada@cust.test",
+		    subject, NULL, NULL, NULL), NOW + i, &r[i]), 0);
+		assert_int_equal(r[i].created, 1);
+	}
+	assert_int_not_equal(r[1].ticket_id, r[0].ticket_id);
+	assert_int_not_equal(r[2].ticket_id, r[1].ticket_id);
+
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", "ada@cust.test"), 2);
+	for (int i = 0; i < ob->n; i++)
+		if (strcmp(ob->r[i].template, "ack") == 0)
+			assert_int_not_equal(ob->r[i].ticket_id,
+			    r[2].ticket_id);
+	/* The agents' mail is theirs: not limited by the customer's. */
+	assert_int_equal(n_rows(ob, "agent_new", "alice@example.test"), 3);
+	obox_free(&ob);
+	for (int i = 0; i < 2; i++) {
+		struct evs ev = events(f, r[i].ticket_id);
+		assert_int_equal(n_events(&ev, "autoreply_suppressed"), 0);
+	}
+	struct evs ev = events(f, r[2].ticket_id);
+	const char *d = event_detail(&ev, "autoreply_suppressed");
+	assert_non_null(strstr(d, "\"template\":\"ack\""));
+	assert_non_null(strstr(d, "\"to\":\"ada@cust.test\""));
+	assert_non_null(strstr(d, "\"sent_last_hour\":2"));
+	/* The ticket itself is whole. */
+	assert_int_equal(messages(f, r[2].ticket_id).n, 1);
+
+	/* Another sender is not held back by ada's count. */
+	assert_int_equal(ingest_one(f, mail_msg("<other@cust.test>",
+	    "bob@cust.test", "Question", NULL, NULL, NULL), NOW + 3, &r[3]),
+	    0);
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", "bob@cust.test"), 1);
+	obox_free(&ob);
+
+	/* An hour after the first ack, one slot is free again. */
+	assert_int_equal(ingest_one(f, mail_msg("<loop3@cust.test>",
+	    "ada@cust.test", "Question 3", NULL, NULL, NULL), NOW + 3601,
+	    &r[3]), 0);
+	ob = outbox(f);
+	assert_int_equal(n_rows(ob, "ack", "ada@cust.test"), 3);
+	obox_free(&ob);
+	ev = events(f, r[3].ticket_id);
+	assert_int_equal(n_events(&ev, "autoreply_suppressed"), 0);
+}
+
+/* ---- attachments and the raw source ------------------------------------ */
+
+static char *
+hex_of(const unsigned char *p, size_t n)
+{
+	char *h = malloc(2 * n + 1);
+
+	assert_non_null(h);
+	for (size_t i = 0; i < n; i++)
+		snprintf(h + 2 * i, 3, "%02X", p[i]);
+	h[2 * n] = '\0';
+	return h;
+}
+
+static void
+add_attachment(struct inbound_msg *m, const char *name, const char *type,
+    size_t size, const void *data, size_t data_len)
+{
+	struct inbound_attachment *a = realloc(m->attachments,
+	    (m->n_attachments + 1) * sizeof(*a));
+
+	assert_non_null(a);
+	m->attachments = a;
+	a = &m->attachments[m->n_attachments++];
+	a->name = xstrdup(name);
+	a->type = xstrdup(type);
+	a->size = size;
+	a->data = NULL;
+	if (data != NULL) {
+		a->data = malloc(data_len);
+		assert_non_null(a->data);
+		memcpy(a->data, data, data_len);
+	}
+}
+
+static void
+test_attachments_and_raw(void **state)
+{
+	static const unsigned char png[] = { 0x89, 'P', 'N', 'G', '\r', '\n',
+	    0x00, 0x1a, 0xff };
+	static const char raw[] = "From: ada@cust.test\r\nSubject: Help\r\n"
+	    "\r\ntext\r\n";
+	struct fx *f = *state;
+	struct inbound_msg *m;
+	struct ingest_result r;
+	char sql[512], *hex;
+	int64_t t1;
+
+	m = mail_msg("<att1@cust.test>", "ada@cust.test", "Help", NULL, NULL,
+	    NULL);
+	m->raw = malloc(sizeof(raw) - 1);
+	assert_non_null(m->raw);
+	memcpy(m->raw, raw, sizeof(raw) - 1);
+	m->raw_len = sizeof(raw) - 1;
+	add_attachment(m, "shot.png", "image/png", sizeof(png), png,
+	    sizeof(png));
+	/* Over max_attachment_size: its name and size, no content. */
+	add_attachment(m, "video.mp4", "video/mp4", 6000000, NULL, 0);
+	assert_int_equal(ingest_one(f, m, NOW, &r), 0);
+	assert_int_equal(r.created, 1);
+	t1 = r.ticket_id;
+
+	hex = hex_of((const unsigned char *)raw, sizeof(raw) - 1);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages WHERE "
+	    "message_id = '<att1@cust.test>' AND ticket_id = %lld AND "
+	    "raw = x'%s'", (long long)t1, hex);
+	free(hex);
+	assert_int_equal(count(f, sql), 1);
+
+	assert_int_equal(count(f, "SELECT count(*) FROM attachments"), 2);
+	hex = hex_of(png, sizeof(png));
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM attachments a JOIN "
+	    "messages m ON m.id = a.message_id WHERE m.message_id = "
+	    "'<att1@cust.test>' AND a.name = 'shot.png' AND a.type = "
+	    "'image/png' AND a.size = %zu AND a.content = x'%s'",
+	    sizeof(png), hex);
+	free(hex);
+	assert_int_equal(count(f, sql), 1);
+	assert_int_equal(count(f, "SELECT count(*) FROM attachments a JOIN "
+	    "messages m ON m.id = a.message_id WHERE m.message_id = "
+	    "'<att1@cust.test>' AND a.name = 'video.mp4' AND a.type = "
+	    "'video/mp4' AND a.size = 6000000 AND a.content IS NULL"), 1);
+
+	/* A follow-up's attachment is its own message's. */
+	m = mail_msg("<att2@cust.test>", "ada@cust.test", "Re: Help",
+	    "<att1@cust.test>", NULL, NULL);
+	add_attachment(m, "log.txt", "text/plain", 3, "abc", 3);
+	assert_int_equal(ingest_one(f, m, NOW + 60, &r), 0);
+	assert_int_equal(r.ticket_id, t1);
+	assert_int_equal(r.created, 0);
+	assert_int_equal(count(f, "SELECT count(*) FROM attachments a JOIN "
+	    "messages m ON m.id = a.message_id WHERE m.message_id = "
+	    "'<att2@cust.test>' AND a.name = 'log.txt' AND a.size = 3 AND "
+	    "a.content = x'616263'"), 1);
+	/* No raw source given: none stored. */
+	assert_int_equal(count(f, "SELECT count(*) FROM messages WHERE "
+	    "message_id = '<att2@cust.test>' AND raw IS NULL"), 1);
+
+	/* A duplicate stores nothing, its attachments neither. */
+	m = mail_msg("<att1@cust.test>", "ada@cust.test", "Help", NULL, NULL,
+	    NULL);
+	add_attachment(m, "again.png", "image/png", 3, "xyz", 3);
+	assert_int_equal(ingest_one(f, m, NOW + 120, &r), 0);
+	assert_int_equal(r.duplicate, 1);
+	assert_int_equal(count(f, "SELECT count(*) FROM attachments"), 3);
+	assert_int_equal(count(f, "SELECT count(*) FROM messages"), 2);
+}
+
+/* ---- checkpoints in batches -------------------------------------------- */
+
+struct ck {
+	struct fx *f;
+	const char *source;
+	int calls, seq, failed, temporary;
+	int *clock;
+	char seen[64];		/* the checkpoint a reader saw at callback */
+};
+
+static void
+ck_cb(const struct ingest_result *r, void *arg)
+{
+	struct ck *c = arg;
+	struct store *ro;
+	char *err = NULL, *v = NULL;
+
+	c->calls++;
+	c->seq = (*c->clock)++;
+	c->failed = r->failed;
+	c->temporary = r->temporary;
+	snprintf(c->seen, sizeof(c->seen), "(none)");
+	if ((ro = store_open(c->f->path, STORE_READONLY, &err)) == NULL) {
+		free(err);
+		return;
+	}
+	if (store_checkpoint_get(ro, c->source, &v) == 1)
+		snprintf(c->seen, sizeof(c->seen), "%s", v);
+	free(v);
+	store_close(&ro);
+}
+
+static char *
+checkpoint(struct fx *f, const char *source)
+{
+	char *v = NULL;
+	int rc = store_checkpoint_get(f->st, source, &v);
+
+	assert_true(rc == 0 || rc == 1);
+	assert_true((rc == 1) == (v != NULL));
+	return v;
+}
+
+static void
+test_batch_checkpoint(void **state)
+{
+	struct fx *f = *state;
+	struct ingest_batch *b = ingest_batch_new();
+	struct done d[2];
+	struct ck c = { .f = f, .source = "mailbox:support" };
+	int clock = 0;
+	char *v;
+
+	assert_non_null(b);
+	c.clock = &clock;
+	d[0] = (struct done){ .f = f, .clock = &clock };
+	d[1] = (struct done){ .f = f, .clock = &clock };
+	assert_int_equal(ingest_batch_add(b, mail_msg("<c1@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), done_cb, &d[0]), 0);
+	assert_int_equal(ingest_batch_checkpoint(b, "mailbox:support",
+	    "1700000000/41", ck_cb, &c), 0);
+	assert_int_equal(ingest_batch_add(b, mail_msg("<c2@cust.test>",
+	    "bob@cust.test", "Help", NULL, NULL, NULL), done_cb, &d[1]), 0);
+	assert_int_equal(ingest_batch_len(b), 3);
+	assert_int_equal(c.calls, 0);
+	assert_null(checkpoint(f, "mailbox:support"));
+
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(c.temporary, 0);
+	/* After the commit, in item order, with the messages before it. */
+	assert_string_equal(c.seen, "1700000000/41");
+	assert_int_equal(d[0].seq, 0);
+	assert_int_equal(c.seq, 1);
+	assert_int_equal(d[1].seq, 2);
+	assert_true(d[0].visible);
+	assert_true(d[1].visible);
+	v = checkpoint(f, "mailbox:support");
+	assert_non_null(v);
+	assert_string_equal(v, "1700000000/41");
+	free(v);
+	assert_int_equal(count(f, "SELECT count(*) FROM checkpoints WHERE "
+	    "source = 'mailbox:support' AND value = '1700000000/41' AND "
+	    "updated_at = 1796117400"), 1);
+	assert_null(checkpoint(f, "mailbox:other"));
+
+	/* A later checkpoint replaces it; a batch of a checkpoint alone
+	 * commits too; other sources keep theirs. */
+	c.calls = 0;
+	assert_int_equal(ingest_batch_checkpoint(b, "mailbox:support",
+	    "1700000000/42", ck_cb, &c), 0);
+	assert_int_equal(ingest_batch_checkpoint(b, "mailbox:other", "7/1",
+	    NULL, NULL), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW + 60), 0);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.failed, 0);
+	assert_string_equal(c.seen, "1700000000/42");
+	v = checkpoint(f, "mailbox:support");
+	assert_string_equal(v, "1700000000/42");
+	free(v);
+	v = checkpoint(f, "mailbox:other");
+	assert_string_equal(v, "7/1");
+	free(v);
+	assert_int_equal(count(f, "SELECT count(*) FROM checkpoints"), 2);
+	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 2);
+	ingest_batch_free(&b);
+}
+
+/* A batch that cannot commit stores no checkpoint, and says so. Takes the
+ * store's busy timeout (5 s), as test_batch_store_busy. */
+static void
+test_batch_checkpoint_store_busy(void **state)
+{
+	struct fx *f = *state;
+	struct ingest_batch *b = ingest_batch_new();
+	struct done d = { .f = f };
+	struct ck c = { .f = f, .source = "mailbox:support" };
+	sqlite3 *db = NULL;
+	int clock = 0;
+	char *v;
+
+	assert_non_null(b);
+	c.clock = d.clock = &clock;
+	assert_int_equal(ingest_batch_checkpoint(b, "mailbox:support", "1/1",
+	    NULL, NULL), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW), 0);
+
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(ingest_batch_add(b, mail_msg("<c1@cust.test>",
+	    "ada@cust.test", "Help", NULL, NULL, NULL), done_cb, &d), 0);
+	assert_int_equal(ingest_batch_checkpoint(b, "mailbox:support", "1/2",
+	    ck_cb, &c), 0);
+	assert_int_equal(ingest_batch_commit(b, f->st, env, NOW + 60), -1);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.failed, 1);
+	assert_int_equal(c.temporary, 1);
+	assert_string_equal(c.seen, "1/1");
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.r.failed, 1);
+	assert_int_equal(ingest_batch_len(b), 0);
+	v = checkpoint(f, "mailbox:support");
+	assert_non_null(v);
+	assert_string_equal(v, "1/1");
+	free(v);
+	assert_int_equal(count(f, "SELECT count(*) FROM tickets"), 0);
+	ingest_batch_free(&b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, fx_teardown)
+#define TM(f) cmocka_unit_test_setup_teardown(f, setup_mail, teardown_mail)
 
 /* The shipped templates render the acks that new webhook tickets queue. */
 
@@ -1021,6 +1980,17 @@ main(void)
 		T(test_batch_item_fails_alone),
 		T(test_batch_store_busy),
 		T(test_batch_free_uncommitted),
+		TM(test_mail_ack),
+		TM(test_mail_ack_from_smtp),
+		TM(test_mail_no_secret_no_mail),
+		TM(test_mail_automatic_not_answered),
+		TM(test_mail_automatic_followup),
+		TM(test_mail_bounce),
+		TM(test_mail_too_large),
+		TM(test_mail_autoreply_limit),
+		T(test_attachments_and_raw),
+		T(test_batch_checkpoint),
+		T(test_batch_checkpoint_store_busy),
 	};
 
 	/* Quiet the per-item info and warn lines; errors still show. */
