@@ -572,9 +572,16 @@ commit(struct imap_child *c, uint32_t uid)
 	return 0;
 }
 
+static uint32_t
+exists(const struct imap_child *c)
+{
+	return c->imap->imap_selection_info != NULL ?
+	    c->imap->imap_selection_info->sel_exists : 0;
+}
+
 /* Everything new, chunk by chunk. 0, or -1 when the server is lost. */
 static int
-sync_new(struct imap_child *c)
+sync_once(struct imap_child *c)
 {
 	struct uid_size *v;
 	size_t n, i = 0;
@@ -612,6 +619,23 @@ out:
 	return rc;
 }
 
+/*
+ * Mail that arrives while a command runs is announced (EXISTS) in that
+ * command's answer, which libetpan reads for us: sync until a whole pass
+ * went by with no announcement, or the mail would wait for the next one.
+ */
+static int
+sync_new(struct imap_child *c)
+{
+	for (;;) {
+		uint32_t before = exists(c);
+		if (sync_once(c) < 0)
+			return -1;
+		if (exists(c) == before)
+			return 0;
+	}
+}
+
 /* --- waiting for mail --------------------------------------------------- */
 
 /* IDLE until the server says something, or for IDLE_RENEW_S. */
@@ -623,11 +647,20 @@ wait_idle(struct imap_child *c)
 	size_t len;
 	int64_t until = now_ms() + IDLE_RENEW_S * 1000;
 
+	uint32_t before = exists(c);
+
 	if (mailimap_idle(c->imap) != MAILIMAP_NO_ERROR) {
 		status(c, "down", "IDLE refused");
 		return -1;
 	}
-	for (;;) {
+	/* Mail announced in the answer to IDLE itself: look at once. */
+	if (exists(c) != before)
+		until = 0;
+	while (now_ms() < until) {
+		/* What came with "+ idling" sits in libetpan's buffer, where
+		 * mailstream_wait_idle (a poll on the socket) cannot see it. */
+		if (c->imap->imap_stream->read_buffer_len > 0)
+			break;
 		/* Short slices, to see the core go between them. */
 		int r = mailstream_wait_idle(c->imap->imap_stream, 1);
 		if (r == MAILSTREAM_IDLE_ERROR ||
@@ -635,7 +668,7 @@ wait_idle(struct imap_child *c)
 			status(c, "down", "connection lost in IDLE");
 			return -1;
 		}
-		if (r == MAILSTREAM_IDLE_HASDATA || now_ms() >= until)
+		if (r == MAILSTREAM_IDLE_HASDATA)
 			break;
 		from_core(c, 0, &type, &payload, &len);
 	}
