@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ladder.h"
 #include "log.h"
@@ -159,6 +160,54 @@ answer_sender(struct store *st, const struct env *e, int64_t now,
 	const char *extra[] = { "message.body", m->body, NULL };
 	return outbound_template(st, e, now, t, template, extra, r->error,
 	    sizeof(r->error));
+}
+
+/* "support@x" or "support+12.token@x" for our address "support@x". */
+static int
+same_mailbox(const char *addr, const char *ours)
+{
+	const char *at = ours != NULL ? strchr(ours, '@') : NULL;
+	size_t local;
+
+	if (at == NULL)
+		return 0;
+	local = (size_t)(at - ours);
+	return strncasecmp(addr, ours, local) == 0 &&
+	    (addr[local] == '@' || addr[local] == '+') &&
+	    strchr(addr, '@') != NULL &&
+	    strcasecmp(strchr(addr, '@'), at) == 0;
+}
+
+/* An address of ours or of an agent: never a copied-in customer. */
+static int
+is_ours(const struct conf *c, const char *addr)
+{
+	if (same_mailbox(addr, c->smtp.from))
+		return 1;
+	for (size_t i = 0; i < c->n_mailboxes; i++)
+		if (same_mailbox(addr, c->mailboxes[i].address))
+			return 1;
+	for (size_t i = 0; i < c->n_agents; i++)
+		if (c->agents[i].email != NULL &&
+		    strcasecmp(addr, c->agents[i].email) == 0)
+			return 1;
+	return 0;
+}
+
+/* The people a customer copied in stay on the ticket (RT's Cc). */
+static int
+keep_cc(struct store *st, const struct env *e, int64_t now,
+    const struct inbound_msg *m, int64_t id)
+{
+	if (m->channel != CHANNEL_EMAIL || m->auto_submitted)
+		return 0;
+	for (size_t i = 0; i < m->n_cc; i++)
+		if (strchr(m->cc[i], '@') != NULL &&
+		    strcasecmp(m->cc[i], m->from_address) != 0 &&
+		    !is_ours(e->conf, m->cc[i]) &&
+		    store_ticket_cc_add(st, id, m->cc[i], now) < 0)
+			return -1;
+	return 0;
 }
 
 /* What the routing rules see of a message (and of its ticket). */
@@ -465,7 +514,8 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		.raw_len = m->raw_len,
 	};
 	int64_t msg_id;
-	if (store_message_insert(st, &msg, &msg_id) < 0)
+	if (store_message_insert(st, &msg, &msg_id) < 0 ||
+	    keep_cc(st, e, now, m, r->ticket_id) < 0)
 		goto out;
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		const struct inbound_attachment *a = &m->attachments[i];

@@ -174,7 +174,7 @@ text_part(struct buf *b, const char *type, const char *text)
 static int
 standard_header(const char *name)
 {
-	static const char *const ours[] = { "From", "To", "Date",
+	static const char *const ours[] = { "From", "To", "Cc", "Date",
 	    "Message-ID", "Reply-To", "In-Reply-To", "References",
 	    "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 	    "Auto-Submitted", "X-Loop" };
@@ -198,6 +198,8 @@ mail_compose(const struct mail_out *m, size_t *len_r)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	header(&b, "From", m->from);
 	header(&b, "To", m->to);
+	if (m->cc != NULL)
+		header(&b, "Cc", m->cc);
 	if (m->reply_to != NULL)
 		header(&b, "Reply-To", m->reply_to);
 	header(&b, "Date", date);

@@ -20,6 +20,7 @@
 struct mail_out {
 	const char *from;		/* "Support <support@example.test>" */
 	const char *to;			/* an address */
+	const char *cc;			/* "a@x, b@y", or NULL */
 	const char *reply_to;		/* or NULL */
 	const char *message_id;		/* "<...>" */
 	const char *in_reply_to;	/* or NULL */

@@ -186,7 +186,47 @@ autoreply_limited(struct store *st, const struct conf *c, int64_t now,
 	    "to", t->customer_address, "sent_last_hour", (json_int_t)n));
 }
 
-/* One mail to an email ticket's customer, threaded to their last mail. */
+static char *
+join_addresses(char **v, size_t n)
+{
+	size_t len = 1;
+	char *s, *p;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(v[i]) + 2;
+	if (n == 0 || (s = p = malloc(len)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i > 0 ? ", " : "", v[i]);
+	return s;
+}
+
+/* The same mail to each copied-in address, each row its own delivery. */
+static int
+queue_cc_copies(struct store *st, const struct outbox_row *main_row,
+    char **cc, size_t n_cc)
+{
+	for (size_t i = 0; i < n_cc; i++) {
+		struct outbox_row row = *main_row;
+		char *identity;
+		if (asprintf(&identity, "%s %s", main_row->identity,
+		    cc[i]) < 0)
+			return -1;
+		row.recipient = cc[i];
+		row.identity = identity;
+		int rc = store_outbox_insert(st, &row);
+		free(identity);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * One mail to an email ticket's customer, threaded to their last mail,
+ * copied to the people they copied in (not for automatic answers to their
+ * own mail: those are for the sender alone).
+ */
 static int
 queue_customer_mail(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *template, const struct rendered *r,
@@ -195,6 +235,8 @@ queue_customer_mail(struct store *st, const struct env *e, int64_t now,
 	const struct conf *c = e->conf;
 	const char *from = from_address(c, t);
 	char msgid[256], *in_reply_to = NULL, *references = NULL, *mail = NULL;
+	char **cc = NULL, *cc_line = NULL;
+	size_t n_cc = 0;
 	uint64_t n;
 	size_t len;
 	int rc = -1, limited = 0;
@@ -206,13 +248,17 @@ queue_customer_mail(struct store *st, const struct env *e, int64_t now,
 		goto store_error;
 	if (limited)
 		return 0;
-	if (threading(st, t->id, &in_reply_to, &references) < 0)
+	if (threading(st, t->id, &in_reply_to, &references) < 0 ||
+	    (automatic != MAIL_AUTO_REPLIED &&
+	    store_ticket_cc_list(st, t->id, &cc, &n_cc) < 0))
 		goto store_error;
+	cc_line = join_addresses(cc, n_cc);
 	crypto_random(&n, sizeof(n));
 	mail_message_id(t->id, n, e->secret, mail_domain(from), msgid,
 	    sizeof(msgid));
 	struct mail_out m = {
-		.from = from, .to = t->customer_address, .message_id = msgid,
+		.from = from, .to = t->customer_address, .cc = cc_line,
+		.message_id = msgid,
 		.in_reply_to = in_reply_to, .references = references,
 		.x_loop = from, .date = now, .automatic = automatic, .r = r,
 	};
@@ -227,6 +273,7 @@ queue_customer_mail(struct store *st, const struct env *e, int64_t now,
 		.created_at = now,
 	};
 	if (store_outbox_insert(st, &row) < 0 ||
+	    queue_cc_copies(st, &row, cc, n_cc) < 0 ||
 	    store_thread_add(st, "mail", msgid, t->id) < 0)
 		goto store_error;
 	rc = 0;
@@ -234,6 +281,10 @@ queue_customer_mail(struct store *st, const struct env *e, int64_t now,
 store_error:
 	snprintf(error, error_len, "%s", store_error(st));
 out:
+	for (size_t i = 0; i < n_cc; i++)
+		free(cc[i]);
+	free(cc);
+	free(cc_line);
 	free(in_reply_to);
 	free(references);
 	free(mail);

@@ -9,7 +9,9 @@
  * their mailbox's address, threaded (In-Reply-To, References) to their
  * last mail, under a signed Message-ID, with X-Loop and RFC 3834's
  * Auto-Submitted on automatic mail; no more than max_autoreplies
- * automatic mails an hour go to one address. Chat customers are the chat
+ * automatic mails an hour go to one address; the people a customer copied
+ * in (Cc) get every mail but the automatic answers to the customer's own.
+ * Chat customers are the chat
  * channel's (not yet built): their tickets queue nothing here.
  */
 #ifndef ESCALON_OUTBOUND_H

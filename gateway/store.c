@@ -150,6 +150,12 @@ static const char *const migrations[] = {
 	/* 4: max_autoreplies counts the automatic mail each address got in
 	 * the last hour. */
 	"CREATE INDEX outbox_recipient ON outbox (recipient, created_at);",
+	/* 5: people the customer copied in: they get the ticket's mail too. */
+	"CREATE TABLE ticket_cc ("
+	"  ticket_id INTEGER NOT NULL REFERENCES tickets(id),"
+	"  address TEXT NOT NULL,"
+	"  added_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (ticket_id, address)) WITHOUT ROWID;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -178,6 +184,7 @@ enum stmt_id {
 	S_EVENT_ADD, S_EVENT_LIST,
 	S_CHECKPOINT_GET, S_CHECKPOINT_SET, S_ATTACHMENT_ADD,
 	S_OUTBOX_BY_IDENTITY, S_OUTBOX_RECENT, S_MESSAGE_IDS_IN,
+	S_CC_ADD, S_CC_LIST,
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
 	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
@@ -256,6 +263,10 @@ static const char *const sql[S_COUNT] = {
 	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	[S_ATTACHMENT_ADD] = "INSERT INTO attachments (message_id, name, type, "
 	    "size, content) VALUES (?, ?, ?, ?, ?)",
+	[S_CC_ADD] = "INSERT OR IGNORE INTO ticket_cc (ticket_id, address, "
+	    "added_at) VALUES (?, ?, ?)",
+	[S_CC_LIST] = "SELECT address FROM ticket_cc WHERE ticket_id = ? "
+	    "ORDER BY added_at, address",
 	[S_MESSAGE_IDS_IN] = "SELECT message_id FROM messages WHERE "
 	    "ticket_id = ? AND direction = 'in' AND channel = 'email' AND "
 	    "message_id IS NOT NULL ORDER BY id DESC LIMIT ?",
@@ -1075,6 +1086,50 @@ store_attachment_add(struct store *st, int64_t message_id, const char *name,
 	if (content != NULL)
 		sqlite3_bind_blob64(s, 5, content, size, SQLITE_STATIC);
 	return exec_done(st, s, "add attachment");
+}
+
+int
+store_ticket_cc_add(struct store *st, int64_t ticket_id, const char *address,
+    int64_t at)
+{
+	sqlite3_stmt *s = stmt(st, S_CC_ADD);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	bind_text(s, 2, address);
+	sqlite3_bind_int64(s, 3, at);
+	return exec_done(st, s, "add cc");
+}
+
+int
+store_ticket_cc_list(struct store *st, int64_t ticket_id, char ***v_r,
+    size_t *n_r)
+{
+	sqlite3_stmt *s = stmt(st, S_CC_LIST);
+	char **v = NULL;
+	size_t n = 0;
+	int rc;
+
+	*v_r = NULL;
+	*n_r = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char **nv = realloc(v, (n + 1) * sizeof(*v));
+		if (nv == NULL)
+			break;
+		v = nv;
+		if ((v[n] = strdup(col_text(s, 0))) != NULL)
+			n++;
+	}
+	rc = rc == SQLITE_DONE ? 0 : fail(st, "list cc");
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	*v_r = v;
+	*n_r = n;
+	return rc;
 }
 
 int

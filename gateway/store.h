@@ -157,6 +157,12 @@ int store_outbox_list(struct store *st, int dead, store_outbox_cb *cb,
     void *arg);
 /* Rows left `sending` by a crash become `retry`; *n_r how many. */
 int store_outbox_unstick(struct store *st, int *n_r);
+/* Addresses the customer copied in (Cc), kept on the ticket. */
+int store_ticket_cc_add(struct store *st, int64_t ticket_id,
+    const char *address, int64_t at);
+int store_ticket_cc_list(struct store *st, int64_t ticket_id, char ***v_r,
+    size_t *n_r);
+
 /* The Message-IDs of a ticket's last max mails from its customer, newest
  * first (*ids_r: the caller frees each and the array). */
 int store_message_ids_in(struct store *st, int64_t ticket_id, size_t max,

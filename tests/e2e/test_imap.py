@@ -430,3 +430,69 @@ def test_too_large_mail_is_recorded_and_the_sender_told(make_gateway,
     wait_ack(sink, "small@example.test")
     assert len(acks_to(sink, "big@example.test")) == 1, \
         acks_to(sink, "big@example.test")
+
+
+# -- agents' replies from the CLI reach the customer and their Cc ----------
+
+def test_reply_reaches_the_customer_threaded_and_their_cc(make_gateway,
+                                                          dovecot, sink):
+    g = started(make_gateway, dovecot, sink)
+    first = mail("Erika <erika@example.test>", SUPPORT,
+                 "VPN drops every hour", "It drops at :00 each hour.\n",
+                 headers={"Cc": "Boss <boss@example.test>, " + SUPPORT})
+    dovecot.append(first)
+    tid = wait_ticket(g, "VPN drops")["id"]
+    wait_ack(sink, "erika@example.test")
+    # The ack answers Erika alone: copied-in people hear from agents.
+    assert acks_to(sink, "boss@example.test") == []
+
+    g.ok("reply", str(tid), "--as", "alice", "Please send us the VPN log.")
+    got = wait_ack(sink, "boss@example.test")
+    to_erika = sink.wait_for(lambda m: m.to("erika@example.test") and
+                             "VPN log" in m.body(), T, what="the reply")[0]
+    for m in (got, to_erika):
+        assert "Please send us the VPN log." in m.body()
+        assert "[ESC-%d]" % tid in m.subject
+        assert bare_id(str(m["In-Reply-To"])) == bare_id(message_id(first))
+        assert "boss@example.test" in str(m["Cc"])
+        # An agent wrote it: not an automatic mail.
+        assert m["Auto-Submitted"] is None
+    # Our own address in the customer's Cc is not a person to copy.
+    assert SUPPORT not in str(got["Cc"])
+    assert bare_id(str(got["Message-ID"])) == bare_id(str(to_erika["Message-ID"]))
+
+    # The customer answers the reply: same ticket, threaded by Message-ID.
+    dovecot.append(mail("Erika <erika@example.test>", SUPPORT,
+                        "Re: something else entirely", "Log attached.\n",
+                        in_reply_to=str(to_erika["Message-ID"])))
+    wait_ins(g, tid, 2)
+    assert len(g.tickets()) == 1
+
+
+def test_healthz_and_metrics_show_the_mailbox(make_gateway, dovecot, sink):
+    import json
+    import urllib.request
+    g = started(make_gateway, dovecot, sink)
+
+    def health():
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % g.port,
+                                    timeout=5) as r:
+            return json.loads(r.read())
+
+    wait_until(lambda: [c for c in health()["channels"]
+                        if c["state"] == "idle"], T, "mailbox idle")
+    h = health()
+    assert h["status"] == "ok", h
+    assert h["channels"][0]["name"] == "mailbox:support", h
+    dovecot.stop()
+    wait_until(lambda: health()["status"] == "degraded", T,
+               lambda: "healthz still %r with dovecot stopped" % health())
+    ch = health()["channels"][0]
+    assert ch["state"] != "idle", ch
+    dovecot.start()
+    wait_until(lambda: health()["status"] == "ok", 60,
+               lambda: "healthz %r after dovecot came back" % health())
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % g.port,
+                                timeout=5) as r:
+        text = r.read().decode()
+    assert 'escalon_child_restarts_total{child="mailbox:support"} 0' in text
