@@ -11,7 +11,7 @@
 #include "clock.h"
 #include "crypto.h"
 #include "httpd.h"
-#include "mailboxes.h"
+#include "intake.h"
 #include "store.h"
 #include "views.h"
 
@@ -302,7 +302,7 @@ api_metrics(struct api *a, struct http_req *req)
 	say(&t, "escalon_outbox_dead %lld\n", (long long)dead);
 	family(&t, "escalon_child_restarts_total", "counter",
 	    "Channel child restarts, by child.");
-	mailboxes_restarts(a->mailboxes, restart_row, &t);
+	intake_restarts(a->intake, restart_row, &t);
 	http_respond(req, 200, "text/plain; version=0.0.4", t.p, t.len);
 	free(t.p);
 	return;
@@ -321,7 +321,7 @@ api_healthz(struct api *a, struct http_req *req)
 		return;
 	ok = store_ticket_count(a->store, &n) == 0;
 	/* A channel down degrades the gateway; the rest still serves. */
-	json_t *channels = mailboxes_health(a->mailboxes, &channels_up);
+	json_t *channels = intake_health(a->intake, &channels_up);
 	json_t *o = json_pack("{s:s, s:s, s:o}", "status", ok && channels_up ?
 	    "ok" : "degraded", "store", ok ? "ok" : store_error(a->store),
 	    "channels", channels);

@@ -11,7 +11,7 @@
 #include "store.h"
 
 struct http_req;
-struct mailboxes;
+struct intake;
 
 struct api {
 	struct store *store;
@@ -19,7 +19,7 @@ struct api {
 	const char *token;		/* api_token_file's contents */
 	int loopback;			/* listen is a loopback address */
 	const struct clock *clock;
-	const struct mailboxes *mailboxes;	/* channel children, or NULL */
+	const struct intake *intake;	/* channel children, or NULL */
 };
 
 /* 1 if listen ("127.0.0.1:8025", "[::1]:8025", "localhost:80") is loopback. */

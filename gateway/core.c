@@ -34,7 +34,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
-#include "mailboxes.h"
+#include "intake.h"
 #include "env.h"
 #include "outbox.h"
 #include "scheduler.h"
@@ -57,7 +57,7 @@ struct core {
 	struct httpd *httpd;
 	struct control *control;
 	struct sender *sender;
-	struct mailboxes *mailboxes;
+	struct intake *intake;
 	struct ingest_batch *batch;
 	int sigfd;
 	int stopping;
@@ -469,7 +469,7 @@ reload(struct core *core)
 			    log_q(fixed[i][1]));
 	/* Queued messages (in the batch) hold copies, never conf pointers. */
 	sender_set_conf(core->sender, next->conf);
-	mailboxes_reload(core->mailboxes, next->conf);
+	intake_reload(core->intake, next->conf);
 	env_free(&core->env);
 	core->env = next;
 	core->conf = next->conf;
@@ -524,7 +524,7 @@ static void
 core_release(struct core *core)
 {
 	httpd_free(&core->httpd);
-	mailboxes_free(&core->mailboxes);
+	intake_free(&core->intake);
 	sender_free(&core->sender);
 	control_free(&core->control);
 	ingest_batch_free(&core->batch);
@@ -605,14 +605,16 @@ core_run(const char *config_path)
 		log_error("cannot start HTTP", "error=%s", log_q(error));
 		goto out;
 	}
-	struct mailbox_host mh = { .loop = core.loop, .store = core.store,
-	    .batch = core.batch, .commit_soon = commit_soon, .arg = &core };
-	if ((core.mailboxes = mailboxes_new(&mh, core.conf)) == NULL) {
-		log_error("cannot start the mailboxes", "error=%s",
+	struct intake_host ih = { .loop = core.loop, .store = core.store,
+	    .batch = core.batch, .sender = core.sender,
+	    .commit_soon = commit_soon, .arg = &core };
+	if ((core.intake = intake_new(&ih, core.conf)) == NULL) {
+		log_error("cannot start the channel children", "error=%s",
 		    log_q("out of memory"));
 		goto out;
 	}
-	core.api.mailboxes = core.mailboxes;
+	sender_set_chat(core.sender, intake_chat_send, core.intake);
+	core.api.intake = core.intake;
 	sched_start(&core);
 	log_info("escalon running", "listen=%s store=%s webhooks=%zu "
 	    "pid=%ld", log_q(core.conf->listen), log_q(core.conf->store),

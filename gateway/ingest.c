@@ -616,8 +616,9 @@ ingest_batch_checkpoint(struct ingest_batch *b, const char *source,
 {
 	struct item it = { .done = done, .arg = arg };
 
-	if (grow(b) < 0 || (it.ck_source = strdup(source)) == NULL ||
-	    (it.ck_value = strdup(value)) == NULL) {
+	if (grow(b) < 0 || (source != NULL &&
+	    ((it.ck_source = strdup(source)) == NULL ||
+	    (it.ck_value = strdup(value)) == NULL))) {
 		free(it.ck_source);
 		return -1;
 	}
@@ -656,7 +657,8 @@ ingest_batch_commit(struct ingest_batch *b, struct store *st,
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
 		if (it->msg == NULL) {
-			if (store_checkpoint_set(st, it->ck_source,
+			if (it->ck_source != NULL &&
+			    store_checkpoint_set(st, it->ck_source,
 			    it->ck_value, now) < 0)
 				goto fail;
 			continue;

@@ -49,6 +49,8 @@ struct sender {
 	struct loop_timer *pump_timer, *curl_timer;
 	struct job *jobs;	/* in flight */
 	size_t n_jobs;
+	sender_chat_fn *chat;
+	void *chat_arg;
 };
 
 static void pump(struct sender *s);
@@ -268,7 +270,47 @@ smtp_done(struct job *j, CURLcode code)
 	finish(j, v, error);
 }
 
-/* Transports by the outbox row's channel. */
+/* --- XMPP transport: through the chat children ------------------------ */
+
+static int
+chat_start(struct job *j, const char **error_r)
+{
+	struct sender *s = j->s;
+
+	if (s->chat == NULL) {
+		*error_r = "no chat account runs in this gateway";
+		return -1;
+	}
+	if (j->signer == NULL) {
+		*error_r = "the row names no chat account";
+		return -1;
+	}
+	return s->chat(s->chat_arg, j->id, j->signer, j->recipient,
+	    j->identity, j->payload, j->payload_len, error_r);
+}
+
+void
+sender_set_chat(struct sender *s, sender_chat_fn *fn, void *arg)
+{
+	s->chat = fn;
+	s->chat_arg = arg;
+}
+
+void
+sender_chat_done(struct sender *s, int64_t row_id, int delivered,
+    int permanent, const char *error)
+{
+	for (struct job *j = s->jobs; j != NULL; j = j->next) {
+		if (j->id == row_id && strcmp(j->channel, "xmpp") == 0) {
+			finish(j, delivered ? OUTBOX_DELIVERED : permanent ?
+			    OUTBOX_PERMANENT : OUTBOX_TEMPORARY, error);
+			return;
+		}
+	}
+}
+
+/* Transports by the outbox row's channel (done: NULL for those that
+ * report through their own sender_*_done). */
 static const struct transport {
 	const char *channel;
 	int (*start)(struct job *j, const char **error_r);
@@ -276,6 +318,7 @@ static const struct transport {
 } transports[] = {
 	{ "http", http_start, http_done },
 	{ "email", smtp_start, smtp_done },
+	{ "xmpp", chat_start, NULL },
 };
 
 static const struct transport *
@@ -465,13 +508,15 @@ pump(struct sender *s)
 		}
 		for (j = pk.jobs; j != NULL; j = next) {
 			const struct transport *t = transport_for(j->channel);
-			const char *why = "no transport for this channel yet";
+			const char *why = "no transport for this channel";
+			int rc = -1;
 			next = j->next;
 			j->next = s->jobs;
 			s->jobs = j;
 			s->n_jobs++;
-			if (t == NULL || t->start(j, &why) < 0)
-				finish(j, OUTBOX_PERMANENT, why);
+			if (t == NULL || (rc = t->start(j, &why)) < 0)
+				finish(j, rc == SENDER_TRY_LATER ? OUTBOX_TEMPORARY :
+				    OUTBOX_PERMANENT, why);
 		}
 		pk.jobs = NULL;
 	}
