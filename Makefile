@@ -10,13 +10,15 @@
 # Required flags live in REQ_* so `make CFLAGS=-O0` keeps them.
 
 PKGS      = libconfuse sqlite3 libmicrohttpd jansson libcurl libcrypto icu-i18n icu-uc \
-            libetpan libxml-2.0 gnutls
+            libetpan libxml-2.0 gnutls libstrophe
 # Debian packages behind PKGS, the unit/e2e test tools and their servers.
 DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
             libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libssl-dev \
-            libicu-dev tzdata libetpan-dev libxml2-dev libgnutls28-dev
+            libicu-dev tzdata libetpan-dev libxml2-dev libgnutls28-dev \
+            libstrophe-dev
 DEB_TEST  = libcmocka-dev python3 python3-pytest python3-aiosmtpd curl \
-            wrk chromium dovecot-imapd dovecot-lmtpd swaks mutt
+            wrk chromium dovecot-imapd dovecot-lmtpd swaks mutt \
+            prosody python3-slixmpp
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 CC       ?= cc

@@ -25,9 +25,13 @@ enum frame_type {
 				   checkpoint to store with it */
 	FRAME_STATUS = 'S',	/* JSON {"state", "detail"}: for logs and
 				   /healthz */
+	FRAME_SENT = 'R',	/* JSON {"id", "ok", "permanent", "error"}:
+				   how an outbound message went */
 	FRAME_START = 's',	/* JSON: settings and where to resume */
 	FRAME_COMMITTED = 'c',	/* payload the checkpoint now stored */
 	FRAME_FAILED = 'f',	/* the commit failed; payload why */
+	FRAME_SEND = 'o',	/* JSON {"id", "to", "body", "stanza_id"}: an
+				   outbound chat message */
 };
 
 struct frame_reader;

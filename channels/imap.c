@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "childlink.h"
 #include "frame.h"
 #include "log.h"
 #include "mime.h"
@@ -38,8 +39,7 @@ struct settings {
 };
 
 struct imap_child {
-	int fd;				/* to the core */
-	struct frame_reader *in;
+	struct childlink link;		/* to the core */
 	struct settings s;
 	mailimap *imap;
 	int idle_ready;			/* mailstream_setup_idle done */
@@ -51,72 +51,6 @@ struct uid_size {
 	uint32_t uid, size;
 };
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* --- the core side of the socketpair --------------------------------- */
-
-static void
-status(struct imap_child *c, const char *state, const char *detail)
-{
-	json_t *o = json_pack("{s:s, s:s}", "state", state, "detail",
-	    detail != NULL ? detail : "");
-	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
-
-	if (strcmp(state, "down") == 0)
-		log_warn("mailbox down", "mailbox=%s detail=%s",
-		    log_q(c->s.name), log_q(detail));
-	else
-		log_info("mailbox state", "mailbox=%s state=%s detail=%s",
-		    log_q(c->s.name), state, log_q(detail));
-	if (text != NULL)
-		frame_write(c->fd, FRAME_STATUS, text, strlen(text));
-	free(text);
-	json_decref(o);
-}
-
-/*
- * Wait up to ms for a frame from the core: 1 with it, 0 on timeout. The
- * core closing the socket ends the child here, wherever it waits.
- */
-static int
-from_core(struct imap_child *c, int64_t ms, int *type_r,
-    const char **payload_r, size_t *len_r)
-{
-	int64_t until = now_ms() + ms;
-
-	for (;;) {
-		int rc = frame_next(c->in, type_r, payload_r, len_r);
-		if (rc == 1)
-			return 1;
-		if (rc < 0) {
-			log_error("garbage from the core, exiting", "mailbox=%s",
-			    log_q(c->s.name));
-			exit(1);
-		}
-		int64_t left = until - now_ms();
-		if (left < 0)
-			left = 0;
-		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		rc = poll(&p, 1, (int)left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc == 0)
-			return 0;
-		rc = frame_reader_fill(c->in, c->fd);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			exit(0);	/* the core is gone or stopping */
-	}
-}
-
 /* Sleep ms, but leave as soon as the core goes. */
 static void
 pause_ms(struct imap_child *c, int64_t ms)
@@ -124,13 +58,18 @@ pause_ms(struct imap_child *c, int64_t ms)
 	int type;
 	const char *payload;
 	size_t len;
+	int64_t until = childlink_now_ms() + ms;
 
-	while (ms > 0) {
-		int64_t t0 = now_ms();
-		if (from_core(c, ms, &type, &payload, &len) == 0)
-			return;
-		ms -= now_ms() - t0;	/* a stray frame: keep waiting */
-	}
+	/* A stray frame does not cut the pause short. */
+	while (childlink_next(&c->link, until - childlink_now_ms(), &type,
+	    &payload, &len) == 1)
+		;
+}
+
+static void
+status(struct imap_child *c, const char *state, const char *detail)
+{
+	childlink_status(&c->link, state, detail);
 }
 
 /* --- settings ---------------------------------------------------------- */
@@ -453,9 +392,8 @@ send_mail(struct imap_child *c, const char *raw, size_t len,
 	if (m->source == NULL || m->queue == NULL ||
 	    inbound_msg_pack(m, &buf, &blen) < 0)
 		goto out;
-	rc = frame_write(c->fd, FRAME_MSG, buf, blen);
-	if (rc < 0)
-		exit(0);	/* the core is gone */
+	childlink_send(&c->link, FRAME_MSG, buf, blen);
+	rc = 0;
 out:
 	if (rc < 0)
 		log_error("mail not handed over", "mailbox=%s error=%s",
@@ -555,9 +493,9 @@ commit(struct imap_child *c, uint32_t uid)
 	size_t len;
 
 	snprintf(ck, sizeof(ck), "%" PRIu32 ":%" PRIu32, c->validity, uid);
-	if (frame_write(c->fd, FRAME_COMMIT, ck, strlen(ck)) < 0)
-		exit(0);
-	while (from_core(c, COMMIT_WAIT_MS, &type, &payload, &len) == 1) {
+	childlink_send(&c->link, FRAME_COMMIT, ck, strlen(ck));
+	while (childlink_next(&c->link, COMMIT_WAIT_MS, &type, &payload,
+	    &len) == 1) {
 		if (type == FRAME_COMMITTED)
 			return 1;
 		if (type == FRAME_FAILED) {
@@ -645,7 +583,7 @@ wait_idle(struct imap_child *c)
 	int type;
 	const char *payload;
 	size_t len;
-	int64_t until = now_ms() + IDLE_RENEW_S * 1000;
+	int64_t until = childlink_now_ms() + IDLE_RENEW_S * 1000;
 
 	uint32_t before = exists(c);
 
@@ -656,7 +594,7 @@ wait_idle(struct imap_child *c)
 	/* Mail announced in the answer to IDLE itself: look at once. */
 	if (exists(c) != before)
 		until = 0;
-	while (now_ms() < until) {
+	while (childlink_now_ms() < until) {
 		/* What came with "+ idling" sits in libetpan's buffer, where
 		 * mailstream_wait_idle (a poll on the socket) cannot see it. */
 		if (c->imap->imap_stream->read_buffer_len > 0)
@@ -670,7 +608,7 @@ wait_idle(struct imap_child *c)
 		}
 		if (r == MAILSTREAM_IDLE_HASDATA)
 			break;
-		from_core(c, 0, &type, &payload, &len);
+		childlink_next(&c->link, 0, &type, &payload, &len);
 	}
 	if (mailimap_idle_done(c->imap) != MAILIMAP_NO_ERROR) {
 		status(c, "down", "connection lost leaving IDLE");
@@ -717,21 +655,23 @@ out:
 int
 imap_child_main(int fd)
 {
-	struct imap_child c = { .fd = fd };
+	struct imap_child c = { 0 };
 	int type;
 	const char *payload;
 	size_t len;
 	int64_t backoff = BACKOFF_FIRST_MS;
 
-	if ((c.in = frame_reader_new(START_MAX)) == NULL)
+	if (childlink_init(&c.link, fd, START_MAX) < 0)
 		return 1;
-	if (from_core(&c, INT32_MAX, &type, &payload, &len) != 1 ||
+	c.link.label = "mailbox";
+	if (childlink_next(&c.link, INT32_MAX, &type, &payload, &len) != 1 ||
 	    type != FRAME_START || parse_start(&c, payload, len) < 0) {
 		log_error("mailbox child: no usable start frame", "%s", "");
-		frame_reader_free(&c.in);
+		childlink_release(&c.link);
 		settings_release(&c.s);
 		return 1;
 	}
+	c.link.label = c.s.source;
 	log_info("mailbox child running", "mailbox=%s host=%s port=%d "
 	    "folder=%s checkpoint=%" PRIu32 ":%" PRIu32, log_q(c.s.name),
 	    log_q(c.s.host), c.s.port, log_q(c.s.folder), c.validity,

@@ -30,6 +30,8 @@
 
 #define MAIL_SCOPE "mail"
 #define UNKNOWN_SENDER "(unknown sender)"
+/* Mail a machine wrote: it changes no ticket's state. */
+#define ROBOT (INBOUND_AUTO_SUBMITTED | INBOUND_AUTO_BOUNCE | INBOUND_AUTO_LOOP)
 
 static int
 state_event(struct store *st, int64_t id, int64_t at, enum ticket_state from,
@@ -473,11 +475,13 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		goto out;
 	if (found && store_ticket_get(st, id, &t) != 1)
 		goto out;
-	if (found && m->auto_submitted) {
+	if (found && (m->auto_submitted & ROBOT)) {
 		/* Recorded on the ticket, and nothing more: an out-of-office
-		 * neither reopens nor answers anything. */
+		 * neither reopens nor answers anything. (List mail is a
+		 * person's, only never answered automatically.) */
 		r->ticket_id = id;
-		if (automatic_event(st, id, now, m) < 0)
+		if (automatic_event(st, id, now, m) < 0 ||
+		    add_thread_keys(st, m, id) < 0)
 			goto out;
 	} else if (found) {
 		if (follow_up(st, e, now, &t, m, &fresh, r) < 0)

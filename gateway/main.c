@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "env.h"
 #include "imap.h"
+#include "xmpp.h"
 #include "child.h"
 
 static const char usage[] =
@@ -72,10 +73,12 @@ main(int argc, char **argv)
 	}
 	const char *cmd = argv[i];
 	/* Hidden: the core runs its channel children as `child KIND NAME`. */
-	if (strcmp(cmd, "child") == 0 && argc - i == 3 &&
-	    strcmp(argv[i + 1], "mailbox") == 0) {
+	if (strcmp(cmd, "child") == 0 && argc - i == 3) {
 		signal(SIGPIPE, SIG_IGN);
-		return imap_child_main(CHILD_FD);
+		if (strcmp(argv[i + 1], "mailbox") == 0)
+			return imap_child_main(CHILD_FD);
+		if (strcmp(argv[i + 1], "xmpp") == 0)
+			return xmpp_child_main(CHILD_FD);
 	}
 	if (strcmp(cmd, "run") == 0) {
 		if (argc - i != 1) {

@@ -291,6 +291,39 @@ out:
 	return rc;
 }
 
+/* A chat message to a chat ticket's customer, through its account. */
+static int
+queue_chat(struct store *st, int64_t now, const struct ticket *t,
+    const char *template, const char *text, char *error, size_t error_len)
+{
+	char delivery[64];
+
+	if (delivery_id(t->id, delivery, sizeof(delivery)) < 0) {
+		snprintf(error, error_len, "no randomness for a delivery id");
+		return -1;
+	}
+	struct outbox_row row = {
+		.ticket_id = t->id, .template = template, .channel = "xmpp",
+		.recipient = t->customer_address, .identity = delivery,
+		.signer = t->source, .payload = text,
+		.payload_len = strlen(text), .next_attempt_at = now,
+		.created_at = now,
+	};
+	if (store_outbox_insert(st, &row) < 0) {
+		snprintf(error, error_len, "%s", store_error(st));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+is_chat(const struct ticket *t)
+{
+	return t->channel != NULL && strcmp(t->channel, "chat") == 0 &&
+	    t->customer_address != NULL && t->source != NULL &&
+	    strncmp(t->source, "xmpp:", 5) == 0;
+}
+
 static int
 is_email(const struct ticket *t)
 {
@@ -307,10 +340,10 @@ outbound_template(struct store *st, const struct env *e, int64_t now,
 	struct tmpl_vars *v;
 	struct rendered r;
 	const char *why;
-	int rc, email = is_email(t);
+	int rc, email = is_email(t), chat = is_chat(t);
 
-	if (t->reply_url == NULL && !email)
-		return 0;	/* chat: the chat channel's work */
+	if (t->reply_url == NULL && !email && !chat)
+		return 0;	/* nowhere to answer */
 	if (ts == NULL) {
 		snprintf(error, error_len, "templates are not loaded");
 		return -1;
@@ -336,6 +369,8 @@ outbound_template(struct store *st, const struct env *e, int64_t now,
 		    strcmp(template, "ack") == 0 ||
 		    strcmp(template, "too_large") == 0 ? MAIL_AUTO_REPLIED :
 		    MAIL_AUTO_GENERATED, error, error_len);
+	else if (chat)
+		rc = queue_chat(st, now, t, template, r.text, error, error_len);
 	else
 		rc = queue_message(st, now, t, template, r.text, error,
 		    error_len);
@@ -347,6 +382,8 @@ int
 outbound_reply(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *text, char *error, size_t error_len)
 {
+	if (is_chat(t))
+		return queue_chat(st, now, t, "reply", text, error, error_len);
 	if (!is_email(t))
 		return queue_message(st, now, t, "reply", text, error,
 		    error_len);

@@ -11,8 +11,8 @@
  * Auto-Submitted on automatic mail; no more than max_autoreplies
  * automatic mails an hour go to one address; the people a customer copied
  * in (Cc) get every mail but the automatic answers to the customer's own.
- * Chat customers are the chat
- * channel's (not yet built): their tickets queue nothing here.
+ * Chat customers get the chat form of each template, as plain text, sent
+ * through their ticket's account (an "xmpp" row signed by "xmpp:NAME").
  */
 #ifndef ESCALON_OUTBOUND_H
 #define ESCALON_OUTBOUND_H

@@ -243,7 +243,7 @@ static const char *const sql[S_COUNT] = {
 	[S_TICKET_OPEN_FOR] =
 	    "SELECT t.id FROM tickets t JOIN identities i ON i.id = "
 	    "t.identity_id WHERE i.scope = ? AND i.address = ? AND t.state IN "
-	    "('new','open','pending') ORDER BY t.id DESC LIMIT 1",
+	    "('new','open','pending','resolved') ORDER BY t.id DESC LIMIT 1",
 	[S_TICKET_COUNT] = "SELECT count(*) FROM tickets",
 	[S_TICKET_LIST] = "SELECT " TICKET_COLUMNS
 	    "WHERE (?1 IS NULL OR t.state = ?1) AND (?2 IS NULL OR "

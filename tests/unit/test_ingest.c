@@ -1,6 +1,7 @@
 /*
  * test_ingest: inbound messages -> tickets, on a real store in a temporary
- * folder, with a conf built by hand and fixed instants.
+ * folder, with a conf built by hand and fixed instants; at the end, the
+ * real-world mail of ../shared/corpus/mail (skipped when absent).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "tmplset.h"
 #include "log.h"
 #include "mail.h"
+#include "mime.h"
 #include "store.h"
 #include "ticket.h"
 
@@ -1435,7 +1437,7 @@ test_mail_automatic_followup(void **state)
 	 * written). */
 	set_state(f, t1, TICKET_PENDING, 0);
 	assert_int_equal(ingest_one(f, auto_msg("<ooo2@cust.test>",
-	    "ada@cust.test", "Re: Help", "<m1@cust.test>", INBOUND_AUTO_BULK),
+	    "ada@cust.test", "Re: Help", "<m1@cust.test>", INBOUND_AUTO_LOOP),
 	    NOW + 7200, &r), 0);
 	assert_int_equal(r.ticket_id, t1);
 	assert_int_equal(r.created, 0);
@@ -1446,6 +1448,18 @@ test_mail_automatic_followup(void **state)
 	ev = events(f, t1);
 	assert_int_equal(n_events(&ev, "state_changed"), 0);
 	assert_int_equal(n_events(&ev, "auto_reply"), 2);
+
+	/* List mail is a person writing through a list: it moves the
+	 * ticket like any customer mail, but is never answered. */
+	assert_int_equal(ingest_one(f, auto_msg("<list1@cust.test>",
+	    "ada@cust.test", "Re: Help", "<m1@cust.test>", INBOUND_AUTO_LIST |
+	    INBOUND_AUTO_BULK), NOW + 7300, &r), 0);
+	assert_int_equal(r.ticket_id, t1);
+	assert_int_equal(store_ticket_get(f->st, t1, &t), 1);
+	assert_int_equal(t.state, TICKET_OPEN);
+	ticket_release(&t);
+	ev = events(f, t1);
+	assert_int_equal(n_events(&ev, "state_changed"), 1);
 
 	/* Nothing went back to the robot: only the first ack. */
 	ob = outbox(f);
@@ -1929,6 +1943,521 @@ test_batch_checkpoint_store_busy(void **state)
 	ingest_batch_free(&b);
 }
 
+/* ---- real-world mail: threading and dedupe over the shared corpus ------ */
+
+/*
+ * The corpus (../shared/corpus/mail from the repository root, or
+ * $ESCALON_CORPUS; both tests skip when it is absent) holds 213 mails that
+ * nobody on the project wrote. INDEX.tsv names each file (column 1) and,
+ * for the mails of one real conversation, the conversation (column 5).
+ *
+ * Each conversation goes, normalised by mime_normalize as the mailbox
+ * child would, into a fresh store in Date order: that is the order the
+ * mails were sent and a mailbox receives them, and not the order of the
+ * files (nm-maildir's 001 is the newest reply, its root is 005; in file
+ * order each reply would arrive before the mails it names, and the
+ * conversation would open five tickets). A mail whose In-Reply-To or
+ * References names an earlier mail of its conversation must land on that
+ * mail's ticket (SPEC.md "Ticket"); one that names none opens a ticket.
+ * corpus_threads says how many tickets each conversation opens, and why:
+ * a conversation whose mails do not name each other opens more than one,
+ * and none in this corpus does.
+ */
+#define CORPUS_DEFAULT	"../shared/corpus/mail"
+
+static const struct mime_limits corpus_limits = {
+	.max_message_size = 10 * 1024 * 1024,
+	.max_attachment_size = 5 * 1024 * 1024,
+	.own_address = "support@example.test",
+};
+
+static const struct {
+	const char *thread;
+	int tickets;
+} corpus_threads[] = {
+	/* notmuch's ghost-root corpus: the References root, RT's
+	 * <RT-Ticket-33575@...>, was never a mail; the customer's "FYI" (017)
+	 * is here, and RT's AutoReply to it (018) names it in In-Reply-To
+	 * and References. */
+	{ "nm-ghost-root", 1 },
+	/* Ghost root: the patch everyone answers
+	 * (<20100308191005.GE4324@amak.tundra.com>) is missing from the
+	 * corpus. Its first reply present (019) opens the ticket; each later
+	 * mail names 019 in References, so all nine stay on it. */
+	{ "lkml-powerpc", 1 },
+	/* A patch and the replies to it, all naming the patch. */
+	{ "lkml-netdev-bug", 1 },
+	{ "nm-macosx", 1 },
+	/* 006 and 007 carry In-Reply-To with trailing junk ("<id> (Lars
+	 * Kellogg-Stedman's message of ...)"); the id still threads. */
+	{ "nm-maildir", 1 },
+	/* PATCH 2/2 (009) has a subject of its own but replies to 1/2:
+	 * git send-email's In-Reply-To keeps the series on one ticket. */
+	{ "nm-patch-close", 1 },
+};
+
+/* The tickets corpus_threads wants of thread; -1 when it is not there. */
+static int
+corpus_threads_want(const char *thread)
+{
+	for (size_t k = 0; k < sizeof(corpus_threads) /
+	    sizeof(*corpus_threads); k++)
+		if (strcmp(corpus_threads[k].thread, thread) == 0)
+			return corpus_threads[k].tickets;
+	return -1;
+}
+
+/* The corpus folder, or NULL (said on stdout) when this checkout has
+ * none. */
+static const char *
+corpus_dir(void)
+{
+	const char *dir = getenv("ESCALON_CORPUS");
+	struct stat st;
+
+	if (dir == NULL || dir[0] == '\0')
+		dir = CORPUS_DEFAULT;
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return dir;
+	print_message("no corpus at %s: skipped\n", dir);
+	return NULL;
+}
+
+/* The file's bytes (NUL after them) and *len_r; NULL when unreadable. */
+static char *
+slurp(const char *path, size_t *len_r)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (fp == NULL)
+		return NULL;
+	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 &&
+	    fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+		if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+			*len_r = (size_t)n;
+		}
+	}
+	fclose(fp);
+	return buf;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + doe - 719468;
+}
+
+/*
+ * The Date header of raw[0..len) in seconds since the epoch: RFC 5322
+ * "[Day,] DD Mon YYYY HH:MM[:SS] +HHMM", a zone name counting as UTC.
+ * 0 when there is none or it does not parse.
+ */
+static int64_t
+mail_date(const char *raw, size_t len)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	const char *p = raw, *end = raw + len;
+	char line[160], mon[4];
+	int d, y, hh, mm, ss = 0, used = 0, zone = 0;
+
+	for (;;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl != NULL ? nl : end) - p);
+		if (p >= end || n == 0 || (n == 1 && p[0] == '\r'))
+			return 0;
+		if (n > 5 && strncasecmp(p, "Date:", 5) == 0) {
+			snprintf(line, sizeof(line), "%.*s", (int)n - 5, p + 5);
+			break;
+		}
+		p = nl != NULL ? nl + 1 : end;
+	}
+	const char *s = line + strspn(line, " \t");
+	if (strchr(s, ',') != NULL)
+		s = strchr(s, ',') + 1;
+	if (sscanf(s, "%d %3s %d %d:%d%n", &d, mon, &y, &hh, &mm, &used) != 5)
+		return 0;
+	s += used;
+	if (*s == ':' && sscanf(s + 1, "%d%n", &ss, &used) == 1)
+		s += 1 + used;
+	s += strspn(s, " \t");
+	if ((*s == '+' || *s == '-') && strspn(s + 1, "0123456789") >= 4) {
+		zone = ((s[1] - '0') * 10 + (s[2] - '0')) * 3600 +
+		    ((s[3] - '0') * 10 + (s[4] - '0')) * 60;
+		if (*s == '-')
+			zone = -zone;
+	}
+	const char *m = strstr(months, mon);
+	if (strlen(mon) != 3 || m == NULL || (m - months) % 3 != 0)
+		return 0;
+	if (y < 50)
+		y += 2000;
+	else if (y < 1000)
+		y += 1900;
+	return days_from_civil(y, (int)(m - months) / 3 + 1, d) * DAY +
+	    hh * 3600 + mm * 60 + ss - zone;
+}
+
+/* INDEX.tsv as rows: file (column 1) and thread (column 5, "" when the
+ * mail belongs to no conversation). */
+struct corpus_row {
+	char *file, *thread;
+};
+
+static struct corpus_row *
+corpus_index(const char *dir, size_t *n_r)
+{
+	char path[PATH_MAX], *text, *line, *save = NULL;
+	struct corpus_row *rows = NULL;
+	size_t len, n = 0;
+
+	snprintf(path, sizeof(path), "%s/INDEX.tsv", dir);
+	text = slurp(path, &len);
+	if (text == NULL)
+		fail_msg("%s: cannot read it", path);
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char *col[6] = { NULL };
+		int c = 0;
+		if (strncmp(line, "file\t", 5) == 0)
+			continue;	/* the heading */
+		for (char *q = line; c < 6 && q != NULL; c++) {
+			col[c] = q;
+			if ((q = strchr(q, '\t')) != NULL)
+				*q++ = '\0';
+		}
+		if (c < 5)
+			fail_msg("%s: row \"%s\" has %d columns", path, line,
+			    c);
+		rows = realloc(rows, (n + 1) * sizeof(*rows));
+		assert_non_null(rows);
+		rows[n].file = xstrdup(col[0]);
+		rows[n].thread = xstrdup(col[4]);
+		n++;
+	}
+	free(text);
+	*n_r = n;
+	return rows;
+}
+
+static void
+corpus_index_free(struct corpus_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].file);
+		free(rows[i].thread);
+	}
+	free(rows);
+}
+
+/* One corpus mail as the mailbox child hands it over from mailbox
+ * "support": normalised, with its source, queue and arrival. */
+static struct inbound_msg *
+corpus_mail(const char *dir, const char *file, int64_t *date_r)
+{
+	char path[PATH_MAX], err[200] = "", *raw;
+	struct inbound_msg *m = NULL;
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if ((raw = slurp(path, &len)) == NULL)
+		fail_msg("%s: cannot read it", path);
+	if (mime_normalize(raw, len, &corpus_limits, &m, err,
+	    sizeof(err)) < 0)
+		fail_msg("%s: mime_normalize: %s", file, err);
+	*date_r = mail_date(raw, len);
+	free(raw);
+	free(m->source);
+	free(m->queue);
+	m->source = xstrdup("mailbox:support");
+	m->queue = xstrdup("general");
+	m->received_at = *date_r != 0 ? *date_r : NOW;
+	return m;
+}
+
+struct thread_mail {
+	const char *file;	/* borrowed from the index */
+	size_t order;		/* in INDEX.tsv */
+	int64_t date;		/* Date:, 0 when none */
+	struct inbound_msg *m;	/* until ingested */
+	char *message_id, *from;
+	int64_t ticket;		/* where it landed */
+};
+
+static int
+by_date(const void *a, const void *b)
+{
+	const struct thread_mail *x = a, *y = b;
+
+	if (x->date != y->date)
+		return x->date < y->date ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* The newest earlier mail of the thread (before index i) that m names, as
+ * ingest looks them up (In-Reply-To, then References from the last); -1
+ * when it names none. */
+static int
+names_earlier(const struct thread_mail *tm, size_t i,
+    const struct inbound_msg *m)
+{
+	for (size_t k = 0; k <= m->n_references; k++) {
+		const char *ref = k == 0 ? m->in_reply_to :
+		    m->references[m->n_references - k];
+		if (ref == NULL)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (tm[j].message_id != NULL &&
+			    strcmp(tm[j].message_id, ref) == 0)
+				return (int)j;
+	}
+	return -1;
+}
+
+struct corpus_run {
+	int reply_each;		/* in: then answer every mail, see below */
+	size_t threads, mails;	/* out: the totals */
+	int64_t tickets;
+	size_t misthreaded;	/* out: answers that missed their ticket */
+};
+
+/*
+ * The conversation `thread` of the index, in Date order, on a fresh store,
+ * counted into *run. With run->reply_each, the first mail's sender then
+ * answers each mail of the conversation in turn, naming it in In-Reply-To
+ * alone (a client that writes no References, or one that trimmed a long
+ * References list): the ticket knows that Message-ID, so the answer must
+ * land on the mail's ticket. Each miss is said on stderr and counted.
+ */
+static void
+corpus_thread(const char *dir, const char *thread,
+    const struct corpus_row *rows, size_t n_rows, struct corpus_run *run)
+{
+	struct thread_mail *tm = calloc(n_rows, sizeof(*tm));
+	struct ingest_result r;
+	void *state = NULL;
+	struct fx *tf;
+	size_t n = 0;
+	int64_t tickets = 0;
+
+	assert_non_null(tm);
+	for (size_t i = 0; i < n_rows; i++) {
+		if (strcmp(rows[i].thread, thread) != 0)
+			continue;
+		tm[n].file = rows[i].file;
+		tm[n].order = i;
+		tm[n].m = corpus_mail(dir, rows[i].file, &tm[n].date);
+		if (tm[n].date == 0)
+			fail_msg("%s: no Date to order it by", rows[i].file);
+		tm[n].message_id = xstrdup(tm[n].m->message_id);
+		tm[n].from = xstrdup(tm[n].m->from_address);
+		n++;
+	}
+	assert_true(n > 0);
+	qsort(tm, n, sizeof(*tm), by_date);
+	assert_int_equal(fx_setup_store(&state, "escalon-test-corpus"), 0);
+	tf = state;
+	for (size_t i = 0; i < n; i++) {
+		struct inbound_msg *m = tm[i].m;
+		int parent = names_earlier(tm, i, m);
+
+		tm[i].m = NULL;
+		if (ingest_one(tf, m, tm[i].date, &r) < 0)
+			fail_msg("%s %s: %s", thread, tm[i].file, r.error);
+		tm[i].ticket = r.ticket_id;
+		if (parent >= 0 && (r.created || r.duplicate ||
+		    r.ticket_id != tm[parent].ticket))
+			fail_msg("%s %s: ticket %lld (created=%d duplicate=%d),"
+			    " want %lld, where %s (%s) is", thread, tm[i].file,
+			    (long long)r.ticket_id, r.created, r.duplicate,
+			    (long long)tm[parent].ticket, tm[parent].file,
+			    tm[parent].message_id);
+		if (parent < 0 && !r.created)
+			fail_msg("%s %s: names no earlier mail, yet ticket "
+			    "%lld (duplicate=%d), want a new one", thread,
+			    tm[i].file, (long long)r.ticket_id, r.duplicate);
+		tickets += r.created;
+	}
+	/* Every mail is a message of its ticket, and nothing else is. */
+	assert_int_equal(count(tf, "SELECT count(*) FROM tickets"), tickets);
+	assert_int_equal(count(tf, "SELECT count(*) FROM messages"), n);
+	for (size_t i = 0; run->reply_each && i < n; i++) {
+		char id[64];
+
+		snprintf(id, sizeof(id), "<answer-%zu@cust.test>", i);
+		if (ingest_one(tf, mail_msg(id, tm[0].from, "Re: the thread",
+		    tm[i].message_id, NULL, NULL), tm[n - 1].date + 60,
+		    &r) < 0)
+			fail_msg("%s answer to %s: %s", thread, tm[i].file,
+			    r.error);
+		if (r.created || r.ticket_id != tm[i].ticket) {
+			print_error("%s: an answer to %s (%s) went to %s"
+			    "ticket %lld, want ticket %lld\n", thread,
+			    tm[i].file, tm[i].message_id, r.created ?
+			    "a new " : "", (long long)r.ticket_id,
+			    (long long)tm[i].ticket);
+			run->misthreaded++;
+		}
+	}
+	fx_teardown(&state);
+	for (size_t i = 0; i < n; i++) {
+		free(tm[i].message_id);
+		free(tm[i].from);
+	}
+	free(tm);
+	run->threads++;
+	run->mails += n;
+	run->tickets += tickets;
+	if (tickets != corpus_threads_want(thread))
+		fail_msg("thread %s: %lld tickets, want %d", thread,
+		    (long long)tickets, corpus_threads_want(thread));
+}
+
+/* Every conversation of the index through corpus_thread; false when there
+ * is no corpus. */
+static int
+corpus_threads_run(struct corpus_run *run)
+{
+	const char *dir = corpus_dir();
+	struct corpus_row *rows;
+	size_t n_rows, n_known = sizeof(corpus_threads) /
+	    sizeof(*corpus_threads);
+	int seen[sizeof(corpus_threads) / sizeof(*corpus_threads)] = { 0 };
+
+	if (dir == NULL)
+		return 0;
+	rows = corpus_index(dir, &n_rows);
+	for (size_t i = 0; i < n_rows; i++) {
+		const char *thread = rows[i].thread;
+		size_t k;
+
+		if (thread[0] == '\0')
+			continue;
+		for (k = 0; k < n_known; k++)
+			if (strcmp(corpus_threads[k].thread, thread) == 0)
+				break;
+		if (k == n_known)
+			fail_msg("thread %s of INDEX.tsv: not in "
+			    "corpus_threads, say what it should do", thread);
+		if (!seen[k]++)		/* all its mails at its first row */
+			corpus_thread(dir, thread, rows, n_rows, run);
+	}
+	for (size_t k = 0; k < n_known; k++)
+		if (!seen[k])
+			fail_msg("corpus_threads names %s, INDEX.tsv does not",
+			    corpus_threads[k].thread);
+	corpus_index_free(rows, n_rows);
+	return 1;
+}
+
+static void
+test_corpus_threading(void **state)
+{
+	struct corpus_run run = { .reply_each = 0 };
+
+	(void)state;
+	if (!corpus_threads_run(&run))
+		skip();
+	fprintf(stderr, "corpus threading: %zu threads, %zu mails, %lld "
+	    "tickets\n", run.threads, run.mails, (long long)run.tickets);
+}
+
+/*
+ * SPEC.md "Ticket": a mail threads when its In-Reply-To names a
+ * Message-ID the ticket knows, and a ticket knows every mail stored on it,
+ * list and automatic mail included (the lkml conversations came through
+ * a mailing list: Precedence: list and List-Id on every mail).
+ */
+static void
+test_corpus_reply_to_any_mail(void **state)
+{
+	struct corpus_run run = { .reply_each = 1 };
+
+	(void)state;
+	if (!corpus_threads_run(&run))
+		skip();
+	if (run.misthreaded > 0)
+		fail_msg("%zu of %zu answers to a mail of a conversation "
+		    "opened a new ticket", run.misthreaded, run.mails);
+}
+
+/*
+ * The whole corpus into one store, in file order: every mail is stored
+ * (a Message-ID seen in an earlier file is that mail again: duplicate),
+ * and a second pass, as after an IMAP UIDVALIDITY resync, writes nothing.
+ */
+static void
+test_corpus_replay(void **state)
+{
+	struct fx *f = *state;
+	const char *dir = corpus_dir();
+	struct corpus_row *idx;
+	struct ingest_result r;
+	struct rows before, after;
+	char **keys;
+	size_t n, created = 0, followups = 0, dups = 0, want_dups = 0;
+	int64_t outbox_rows, date;
+
+	if (dir == NULL)
+		skip();
+	idx = corpus_index(dir, &n);
+	assert_true(n > 0);
+	keys = calloc(n, sizeof(*keys));
+	assert_non_null(keys);
+	for (size_t i = 0; i < n; i++) {
+		struct inbound_msg *m = corpus_mail(dir, idx[i].file, &date);
+
+		assert_non_null(m->dedupe_key);
+		keys[i] = xstrdup(m->dedupe_key);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(keys[j], keys[i]) == 0) {
+				want_dups++;
+				break;
+			}
+		if (ingest_one(f, m, NOW + (int64_t)i, &r) < 0)
+			fail_msg("%s: %s", idx[i].file, r.error);
+		created += r.created;
+		dups += r.duplicate;
+		followups += !r.created && !r.duplicate;
+	}
+	assert_int_equal(dups, want_dups);
+	before = rows(f);
+	outbox_rows = count(f, "SELECT count(*) FROM outbox");
+	for (size_t i = 0; i < n; i++) {
+		struct inbound_msg *m = corpus_mail(dir, idx[i].file, &date);
+
+		if (ingest_one(f, m, NOW + DAY + (int64_t)i, &r) < 0)
+			fail_msg("%s again: %s", idx[i].file, r.error);
+		if (!r.duplicate || r.created)
+			fail_msg("%s again: duplicate=%d created=%d ticket "
+			    "%lld", idx[i].file, r.duplicate, r.created,
+			    (long long)r.ticket_id);
+	}
+	after = rows(f);
+	assert_rows(after, before);
+	assert_int_equal(count(f, "SELECT count(*) FROM outbox"), outbox_rows);
+	assert_int_equal(before.tickets, created);
+	fprintf(stderr, "corpus replay: %zu mails, %zu tickets, %zu "
+	    "follow-ups, %zu duplicates; again: nothing new\n", n, created,
+	    followups, dups);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	corpus_index_free(idx, n);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, fx_teardown)
 #define TM(f) cmocka_unit_test_setup_teardown(f, setup_mail, teardown_mail)
 
@@ -1991,6 +2520,9 @@ main(void)
 		T(test_attachments_and_raw),
 		T(test_batch_checkpoint),
 		T(test_batch_checkpoint_store_busy),
+		TM(test_corpus_threading),
+		TM(test_corpus_reply_to_any_mail),
+		TM(test_corpus_replay),
 	};
 
 	/* Quiet the per-item info and warn lines; errors still show. */
