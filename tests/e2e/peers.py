@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 from email.message import EmailMessage
 
 import pytest
@@ -581,6 +582,624 @@ mailbox "{mailbox}" {{
   user = "support"  password = 'secret'  folder = "INBOX"
   address = "support@example.test"  queue = "{queue}"
   poll_interval = "{poll_interval}"
+}}
+
+agent "alice" {{ email = "alice@example.test"  name = "Alice" }}
+agent "bob"   {{ email = "bob@example.test"    name = "Bob" }}
+team "tier1" {{ agents = {{"alice", "bob"}} }}
+calendar "always" {{ timezone = "UTC"  hours = {{"mon-sun 00:00-24:00"}} }}
+sla "standard" {{ calendar = "always"  first_response = "4h"
+                 next_update = "8h"  resolution = "3d" }}
+ladder "default" {{
+  level 1 {{ team = "tier1" }}
+}}
+queue "general" {{ team = "tier1"  sla = "standard"  ladder = "default" }}
+{extra}"""
+
+
+# -- Prosody (XMPP) --------------------------------------------------------
+
+PROSODY = "/usr/bin/prosody"
+PROSODYCTL = "/usr/bin/prosodyctl"
+PROSODY_START_TIMEOUT = 15
+XMPP_DOMAIN = "example.test"
+SUPPORT_JID = "support@" + XMPP_DOMAIN
+# Who the prosody fixture registers: the gateway's account and two customers.
+XMPP_USERS = {"support": "secret", "erika": "pw", "hans": "pw"}
+# Prosody's log names a client session ("c2s55d0c2a4b0f0") after the time
+# stamp; these two lines open and close a client's life.
+_AUTH_LINE = re.compile(r"\b(c2s[0-9a-f]+)\s+info\s+Authenticated as (\S+)")
+_GONE_LINE = re.compile(r"\b(c2s[0-9a-f]+)\s+info\s+Client disconnected")
+
+
+class Prosody:
+    """A private Prosody on a free loopback c2s port: plaintext, no s2s,
+    VirtualHost example.test, internal storage in a temp folder (kept over
+    restarts). Modules: roster, saslauth, disco, ping, mam (every message
+    with a body archived, nothing expires) and offline (messages to an
+    account with no available resource wait for its next login).
+
+    stanza_size_limit raises c2s_stanza_size_limit (Prosody's default is
+    256 KiB) so hostile stanzas reach the gateway; set_stanza_limit()
+    changes it for the next (re)start. debug=True logs at debug level."""
+
+    def __init__(self, stanza_size_limit=None, domain=XMPP_DOMAIN,
+                 debug=False):
+        self.user, self.group, self.uid, self.gid = _server_user()
+        self.dir = tempfile.mkdtemp(prefix="escalon-prosody-")
+        os.chmod(self.dir, 0o755)
+        self.domain = domain
+        self.c2s_port = free_port()
+        self.conf = os.path.join(self.dir, "prosody.cfg.lua")
+        self.log_path = os.path.join(self.dir, "prosody.log")
+        self.out_path = os.path.join(self.dir, "prosody.stdout")
+        self.stanza_size_limit = stanza_size_limit
+        self.debug = debug
+        self.users = {}
+        self.proc = None
+        self._out = None
+        self.started_in = None      # seconds the last start took
+        for d in ("data", "certs"):
+            os.mkdir(os.path.join(self.dir, d))
+        self._write_config()
+
+    @property
+    def port(self):
+        return self.c2s_port
+
+    def jid(self, user):
+        return "%s@%s" % (user, self.domain)
+
+    # -- config --
+    def _write_config(self):
+        d = self.dir
+        limit = ""
+        if self.stanza_size_limit:
+            limit = "c2s_stanza_size_limit = %d\n" % self.stanza_size_limit
+        level = "debug" if self.debug else "info"
+        text = f"""\
+-- escalon e2e: a private Prosody
+pidfile = "{d}/prosody.pid"
+data_path = "{d}/data"
+certificates = "{d}/certs"
+interfaces = {{ "127.0.0.1" }}
+local_interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {self.c2s_port} }}
+c2s_direct_tls_ports = {{}}
+legacy_ssl_ports = {{}}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "mam"; "offline" }}
+modules_disabled = {{ "s2s" }}
+authentication = "internal_hashed"
+storage = "internal"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+allow_registration = false
+default_archive_policy = true
+archive_expires_after = "never"
+{limit}log = {{ {level} = "{d}/prosody.log" }}
+VirtualHost "{self.domain}"
+"""
+        with open(self.conf, "w") as f:
+            f.write(text)
+        _chown_tree(self.dir, self.uid, self.gid)
+
+    def set_stanza_limit(self, nbytes):
+        """c2s_stanza_size_limit for the next start (restart() to apply)."""
+        self.stanza_size_limit = nbytes
+        self._write_config()
+        return self
+
+    def _as_server_user(self, cmd, pdeathsig=False):
+        if os.geteuid() == 0:
+            cmd = [SETPRIV, "--reuid=%d" % self.uid, "--regid=%d" % self.gid,
+                   "--clear-groups"] + \
+                (["--pdeathsig=TERM"] if pdeathsig else []) + cmd
+        return cmd
+
+    def register(self, user, password):
+        """Create (or re-password) an account with prosodyctl, as the user
+        the daemon runs as; works whether or not the server runs."""
+        p = subprocess.run(self._as_server_user(
+            [PROSODYCTL, "--config", self.conf, "register", user,
+             self.domain, password]), capture_output=True, text=True,
+            timeout=60, cwd=self.dir, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, "prosodyctl register %s: %d\n%s%s" % (
+            user, p.returncode, p.stdout, p.stderr)
+        self.users[user] = password
+        return self
+
+    # -- process --
+    def argv(self):
+        # --pdeathsig: a test run killed outright leaves no Prosody behind.
+        return self._as_server_user([PROSODY, "--config", self.conf, "-F"],
+                                    pdeathsig=True)
+
+    def start(self, timeout=PROSODY_START_TIMEOUT):
+        assert not self.running(), "prosody already running"
+        t0 = time.monotonic()
+        self._out = open(self.out_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._out,
+                                     cwd=self.dir, start_new_session=True)
+        wait_port(self.c2s_port, timeout, self.proc, "prosody (c2s)",
+                  self._why)
+        self.started_in = time.monotonic() - t0
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=5):
+        """SIGTERM by pid, wait; SIGKILL after timeout seconds. Returns the
+        exit code. The data (accounts, archive, offline) stays."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except OSError:
+                    self.proc.kill()
+                self.proc.wait()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        return self.proc.returncode
+
+    def restart(self):
+        """Stop and start again: same port, same accounts and messages."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        if self.running():
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- what it says --
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def _why(self):
+        out = ""
+        try:
+            with open(self.out_path, errors="replace") as f:
+                out = f.read()
+        except FileNotFoundError:
+            pass
+        return ":\n" + out[-3000:] + self.log()[-3000:]
+
+    def wait_log(self, pattern, timeout=20, since=0):
+        """Wait for a log line (after offset since) matching the regex;
+        returns the line."""
+        rx = re.compile(pattern)
+        hit = wait_until(
+            lambda: next((ln for ln in self.log()[since:].splitlines()
+                          if rx.search(ln)), None), timeout,
+            lambda: "no prosody log line matching %r%s"
+            % (pattern, self._why()), interval=0.05)
+        return hit
+
+    def sessions(self, jid=None):
+        """The live client sessions, from the log: {session: bare JID}
+        (only those of jid when given). A session counts from its
+        "Authenticated as" line to its "Client disconnected" line; a
+        restart ends them all."""
+        live = {}
+        for ln in self.log().splitlines():
+            if "Shutting down" in ln or "Hello and welcome" in ln:
+                live = {}
+                continue
+            m = _AUTH_LINE.search(ln)
+            if m:
+                live[m.group(1)] = m.group(2).split("/")[0]
+                continue
+            m = _GONE_LINE.search(ln)
+            if m:
+                live.pop(m.group(1), None)
+        if jid is not None:
+            live = {s: j for s, j in live.items() if j == jid}
+        return live
+
+    def wait_online(self, jid, timeout=20):
+        """Wait until an account (bare JID) has a logged-in session."""
+        return wait_until(lambda: self.sessions(jid), timeout,
+                          lambda: "%s never logged in to prosody%s"
+                          % (jid, self._why()), interval=0.05)
+
+    def wait_offline(self, jid, timeout=20):
+        """Wait until an account has no session left (Prosody noticed it
+        go: messages to it now wait in offline storage)."""
+        return wait_until(lambda: not self.sessions(jid), timeout,
+                          lambda: "%s still has sessions %r%s"
+                          % (jid, self.sessions(jid), self._why()),
+                          interval=0.05)
+
+
+@pytest.fixture
+def prosody():
+    """A started private Prosody with the accounts of XMPP_USERS
+    (support/secret, erika/pw, hans/pw); stopped and removed after the test.
+    Its log tail is printed at teardown (shown when the test fails)."""
+    if not (os.access(PROSODY, os.X_OK) and os.access(PROSODYCTL, os.X_OK)):
+        pytest.skip("no %s / %s (apt-get install prosody)"
+                    % (PROSODY, PROSODYCTL))
+    if os.geteuid() == 0 and not os.access(SETPRIV, os.X_OK):
+        pytest.skip("no %s to run prosody unprivileged" % SETPRIV)
+    p = Prosody()
+    try:
+        for u, pw in XMPP_USERS.items():
+            p.register(u, pw)
+        p.start()
+        yield p
+    finally:
+        print("--- prosody log (%s) ---\n%s" % (p.dir, p.log()[-6000:]))
+        p.cleanup()
+
+
+# -- chat customers --------------------------------------------------------
+
+_NS_CLIENT = "jabber:client"
+_NS_SID = "urn:xmpp:sid:0"
+_NS_DELAY = "urn:xmpp:delay"
+_NS_MAM = "urn:xmpp:mam:2"
+
+
+class Chat:
+    """One message stanza a ChatCustomer received (or one MAM result)."""
+
+    def __init__(self, el, at=None):
+        self.sender = el.get("from") or ""      # full JID as received
+        self.bare = self.sender.split("/")[0].lower()
+        self.to = el.get("to") or ""
+        self.id = el.get("id")
+        self.type = el.get("type") or "normal"
+        b = el.find("{%s}body" % _NS_CLIENT)
+        self.has_body = b is not None
+        self.body = (b.text or "") if b is not None else ""
+        # [(id, by)] of <stanza-id xmlns='urn:xmpp:sid:0'/> children
+        self.stanza_ids = [(e.get("id"), e.get("by")) for e in
+                           el.findall("{%s}stanza-id" % _NS_SID)]
+        d = el.find("{%s}delay" % _NS_DELAY)
+        self.delay = d.get("stamp") if d is not None else None
+        self.xml = ET.tostring(el, encoding="unicode")
+        self.at = time.monotonic() if at is None else at
+        self.archive_id = None      # MAM results only
+        self.archived_at = None     # MAM results only
+
+    def __getitem__(self, key):
+        return self.sender if key == "from" else getattr(self, key)
+
+    def __repr__(self):
+        return "<chat %s %s id=%s %r>" % (self.type, self.sender, self.id,
+                                          self.body[:80])
+
+
+class ChatCustomer:
+    """A person in a chat client: slixmpp (1.8.3) logged in over plaintext
+    to prosody as user@domain, run in its own thread with its own asyncio
+    loop. Sends initial presence (so messages to the bare JID reach it),
+    keeps every message stanza it receives (Chat, oldest first), and logs
+    in again by itself when the server goes away (auto_reconnect).
+
+    All methods are called from the test's thread."""
+
+    def __init__(self, prosody, user, password, resource="desktop",
+                 presence=True, auto_reconnect=True):
+        self.port = getattr(prosody, "c2s_port", prosody)
+        self.domain = getattr(prosody, "domain", XMPP_DOMAIN)
+        self.user = user
+        self.jid = "%s@%s" % (user, self.domain)
+        self.full_jid = "%s/%s" % (self.jid, resource)
+        self.password = password
+        self.presence = presence
+        self.auto_reconnect = auto_reconnect
+        self.received = []          # Chat, oldest first
+        self.events = []            # (monotonic, what) for diagnosis
+        self.sessions = 0           # how many times a session started
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.loop = None
+        self.xmpp = None
+        self.thread = None
+        self._online = False
+        self._closing = False
+        self._auth_failed = None
+
+    # -- life --
+    def start(self, timeout=20):
+        assert self.thread is None, "already started"
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,),
+                                       daemon=True,
+                                       name="chat-" + self.user)
+        self.thread.start()
+        assert ready.wait(10), "slixmpp loop for %s did not start" % self.jid
+        self._call(self._connect)
+        self.wait_online(timeout)
+        return self
+
+    def _run(self, ready):
+        import asyncio
+        import slixmpp
+        from slixmpp.xmlstream.handler import Callback
+        from slixmpp.xmlstream.matcher import MatchXPath
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        x = slixmpp.ClientXMPP(
+            self.full_jid, self.password,
+            plugin_config={"feature_mechanisms": {"unencrypted_plain": True}})
+        x.loop = loop
+        x.register_plugin("xep_0030")
+        x.register_plugin("xep_0313")       # MAM, for mam()
+        x.register_plugin("xep_0199")       # answers pings
+
+        async def no_dns(domain, port=None):
+            # The JID's domain is not in DNS: always 127.0.0.1:port.
+            return [(domain, "127.0.0.1", self.port)]
+        x.get_dns_records = no_dns
+        x.add_event_handler("session_start", self._on_session_start)
+        x.add_event_handler("disconnected", self._on_disconnected)
+        x.add_event_handler("connection_failed", self._on_connection_failed)
+        x.add_event_handler("failed_auth", self._on_failed_auth)
+        x.register_handler(Callback(
+            "escalon-every-message", MatchXPath("{%s}message" % _NS_CLIENT),
+            self._on_message))
+        self.xmpp = x
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            # Let slixmpp's own tasks end before the loop goes.
+            try:
+                tasks = asyncio.all_tasks(loop)
+                for t in tasks:
+                    t.cancel()
+                loop.run_until_complete(
+                    asyncio.gather(*tasks, return_exceptions=True))
+                loop.close()
+            except Exception:
+                pass
+
+    def _note(self, what):
+        with self.lock:
+            self.events.append((time.monotonic(), what))
+
+    def _connect(self):
+        self.xmpp.connect(("127.0.0.1", self.port), force_starttls=False,
+                          disable_starttls=True)
+
+    def _retry_later(self, delay=0.3):
+        if not self._closing and self.auto_reconnect:
+            self.loop.call_later(delay, self._reconnect_now)
+
+    def _reconnect_now(self):
+        if self._closing or self.xmpp.is_connected() or \
+                self.xmpp.is_connecting():
+            return
+        self._connect()
+
+    def _on_session_start(self, _event):
+        if self.presence:
+            self.xmpp.send_presence()
+        with self.cond:
+            self.sessions += 1
+            self._online = True
+            self.cond.notify_all()
+        self._note("session %d" % self.sessions)
+
+    def _on_disconnected(self, reason):
+        with self.cond:
+            self._online = False
+            self.cond.notify_all()
+        self._note("disconnected: %s" % (reason,))
+        self._retry_later()
+
+    def _on_connection_failed(self, err):
+        # Our own quick retry instead of slixmpp's growing back-off.
+        self.xmpp.cancel_connection_attempt()
+        self._note("connection failed: %s" % (err,))
+        self._retry_later()
+
+    def _on_failed_auth(self, _event):
+        with self.cond:
+            self._auth_failed = "authentication failed"
+            self.cond.notify_all()
+        self._note("failed auth")
+
+    def _on_message(self, msg):
+        el = msg.xml
+        if el.find("{%s}result" % _NS_MAM) is not None:
+            return                  # a MAM result: mam() collects those
+        c = Chat(el)
+        with self.cond:
+            self.received.append(c)
+            self.cond.notify_all()
+
+    def _call(self, fn, *args, timeout=15):
+        """Run fn(*args) in the client's loop; return its result."""
+        import asyncio
+
+        async def go():
+            return fn(*args)
+        return asyncio.run_coroutine_threadsafe(go(), self.loop).result(
+            timeout)
+
+    def _await(self, coro_fn, timeout=30):
+        import asyncio
+        return asyncio.run_coroutine_threadsafe(coro_fn(), self.loop).result(
+            timeout)
+
+    def online(self):
+        with self.lock:
+            return self._online
+
+    def wait_online(self, timeout=20, after=None):
+        """Wait for a live session (with after: for a session later than
+        the after-th one, e.g. a login again after a server restart).
+        Returns the session count."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if self._auth_failed:
+                    raise AssertionError("%s: %s" % (self.jid,
+                                                      self._auth_failed))
+                if self._online and (after is None or self.sessions > after):
+                    return self.sessions
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        "%s not online on 127.0.0.1:%d within %ss: %r" % (
+                            self.jid, self.port, timeout, self.events[-8:]))
+                self.cond.wait(min(left, 0.2))
+
+    def disconnect(self, timeout=10):
+        """Close the stream (unavailable presence goes with it) and stop
+        the thread."""
+        if self.thread is None:
+            return
+        self._closing = True
+        if self.loop is not None and self.loop.is_running():
+            import asyncio
+
+            async def bye():
+                try:
+                    await asyncio.wait_for(
+                        self.xmpp.disconnect(wait=2.0), timeout=3)
+                except Exception:
+                    self.xmpp.abort()
+            try:
+                asyncio.run_coroutine_threadsafe(bye(), self.loop).result(
+                    timeout)
+            except Exception:
+                pass
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+        self.thread = None
+        with self.cond:
+            self._online = False
+
+    # -- sending --
+    def send(self, to, body, id=None, type="chat", timeout=20):
+        """Send a message (type chat) with body; returns its stanza id
+        (id, or a fresh one). Waits for a session first."""
+        self.wait_online(timeout)
+        sid = id or "c-%s" % os.urandom(6).hex()
+
+        def go():
+            m = self.xmpp.make_message(mto=to, mbody=body, mtype=type)
+            m["id"] = sid
+            m.send()
+        self._call(go)
+        return sid
+
+    def send_raw(self, xml, timeout=20):
+        """Write xml (str or bytes) on the stream as it is: for stanzas no
+        well-behaved client would build."""
+        self.wait_online(timeout)
+        self._call(self.xmpp.send_raw, xml)
+
+    # -- what arrived --
+    def all(self):
+        with self.lock:
+            return list(self.received)
+
+    def find(self, pred):
+        return [c for c in self.all() if pred(c)]
+
+    def wait_for(self, pred, timeout=20, n=1, what=None):
+        """Wait until at least n received messages satisfy pred(Chat);
+        returns them."""
+        def enough():
+            hits = self.find(pred)
+            return hits if len(hits) >= n else None
+
+        def why():
+            return "%s: %d matching messages, want %d %s; last: %r" % (
+                self.jid, len(self.find(pred)), n, what or "",
+                self.all()[-5:])
+        return wait_until(enough, timeout, why, interval=0.05)
+
+    def from_jid(self, jid):
+        """The messages with a body from bare JID jid."""
+        jid = jid.lower()
+        return self.find(lambda c: c.bare == jid and c.has_body)
+
+    # -- archive --
+    def mam(self, with_jid=None, timeout=30):
+        """This account's MAM archive (XEP-0313, paged by RSM) as Chat
+        objects of the archived stanzas, with archive_id and archived_at;
+        .xml is the whole <message><result><forwarded> wrapper."""
+        async def go():
+            out = []
+            kw = {"rsm": {"max": 50}}
+            if with_jid:
+                kw["with_jid"] = with_jid
+            async for m in self.xmpp["xep_0313"].iterate(**kw):
+                res = m["mam_result"]
+                inner = res["forwarded"]["stanza"]
+                c = Chat(inner.xml)
+                c.archive_id = res["id"]
+                c.archived_at = res["forwarded"]["delay"]["stamp"]
+                c.xml = ET.tostring(m.xml, encoding="unicode")
+                out.append(c)
+            return out
+        self.wait_online(timeout)
+        return self._await(go, timeout)
+
+
+@pytest.fixture
+def chat_customer():
+    """Factory: chat_customer(prosody, user, password, **kw) -> a started
+    ChatCustomer (online, initial presence sent). All are disconnected at
+    teardown."""
+    pytest.importorskip("slixmpp")
+    made = []
+
+    def make(prosody, user, password, **kw):
+        c = ChatCustomer(prosody, user, password, **kw)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        print("--- %s received %d: %r" % (c.jid, len(c.received),
+                                          c.all()[-10:]))
+        c.disconnect()
+
+
+# -- escalon config for chat -----------------------------------------------
+
+def chat_config(prosody, port, extra="", top="", queue="general",
+                jid=SUPPORT_JID, password="secret"):
+    """The escalon config for a gateway on port with one xmpp section
+    ("chat": support@example.test on prosody, plaintext) and no mailbox or
+    smtp. prosody may be a Prosody, a port number, or None (a port nobody
+    listens on). top: lines among the top-level keys; extra: appended."""
+    c2s_port = getattr(prosody, "c2s_port", prosody) or free_port()
+    return f"""\
+# escalon e2e chat config
+store = "var/escalon.db"
+listen = "127.0.0.1:{port}"
+base_url = "http://127.0.0.1:{port}"
+control_socket = "var/escalon.sock"
+secret_file = "var/secret"
+api_token_file = "var/api-token"
+templates = "{REPO / 'templates'}"
+{top}
+xmpp "chat" {{
+  jid = "{jid}"  password = '{password}'
+  host = "127.0.0.1"  port = {c2s_port}  tls = "none"
+  queue = "{queue}"
 }}
 
 agent "alice" {{ email = "alice@example.test"  name = "Alice" }}
