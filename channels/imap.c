@@ -44,11 +44,14 @@ struct imap_child {
 	mailimap *imap;
 	int idle_ready;			/* mailstream_setup_idle done */
 	uint32_t validity, last_uid;	/* committed */
+	int only_unseen;		/* no checkpoint yet: mail already read
+					   in the folder is not ours */
 };
 
 /* A mail on the server: its UID and size. */
 struct uid_size {
 	uint32_t uid, size;
+	int skip;	/* read before escalon's first look: not fetched */
 };
 
 /* Sleep ms, but leave as soon as the core goes. */
@@ -120,6 +123,9 @@ parse_start(struct imap_child *c, const char *payload, size_t len)
 	if (checkpoint != NULL && sscanf(checkpoint, "%" SCNu32 ":%" SCNu32,
 	    &c->validity, &c->last_uid) != 2)
 		c->validity = c->last_uid = 0;
+	/* A new mailbox (or a rebuilt one, below) may hold years of read
+	 * mail: only what nobody has read yet becomes tickets. */
+	c->only_unseen = c->validity == 0;
 	rc = s->name && s->host && s->user && s->password && s->folder &&
 	    s->address && s->queue && s->source ? 0 : -1;
 out:
@@ -268,6 +274,7 @@ connect_login(struct imap_child *c)
 		    "mailbox=%s was=%" PRIu32 " now=%" PRIu32, log_q(s->name),
 		    c->validity, validity);
 		c->last_uid = 0;
+		c->only_unseen = 1;
 	}
 	c->validity = validity;
 	if (mailimap_has_idle(c->imap) &&
@@ -289,9 +296,25 @@ by_uid(const void *a, const void *b)
 /* Walk a FETCH answer: each mail's UID, RFC822.SIZE and body section. */
 struct fetched {
 	uint32_t uid, size;
+	int seen;
 	const char *body;
 	size_t len;
 };
+
+static int
+has_seen(struct mailimap_msg_att_dynamic *dyn)
+{
+	for (clistiter *it = dyn != NULL && dyn->att_list != NULL ?
+	    clist_begin(dyn->att_list) : NULL; it != NULL;
+	    it = clist_next(it)) {
+		struct mailimap_flag_fetch *ff = clist_content(it);
+		if (ff->fl_type == MAILIMAP_FLAG_FETCH_OTHER &&
+		    ff->fl_flag != NULL &&
+		    ff->fl_flag->fl_type == MAILIMAP_FLAG_SEEN)
+			return 1;
+	}
+	return 0;
+}
 
 static void
 fetched_of(struct mailimap_msg_att *att, struct fetched *f)
@@ -300,6 +323,10 @@ fetched_of(struct mailimap_msg_att *att, struct fetched *f)
 	for (clistiter *it = clist_begin(att->att_list); it != NULL;
 	    it = clist_next(it)) {
 		struct mailimap_msg_att_item *item = clist_content(it);
+		if (item->att_type == MAILIMAP_MSG_ATT_ITEM_DYNAMIC) {
+			f->seen |= has_seen(item->att_data.att_dyn);
+			continue;
+		}
 		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
 			continue;
 		struct mailimap_msg_att_static *st =
@@ -335,7 +362,9 @@ list_new(struct imap_child *c, struct uid_size **v_r, size_t *n_r)
 	    mailimap_fetch_type_new_fetch_att_list_add(ft,
 	    mailimap_fetch_att_new_uid()) != 0 ||
 	    mailimap_fetch_type_new_fetch_att_list_add(ft,
-	    mailimap_fetch_att_new_rfc822_size()) != 0)
+	    mailimap_fetch_att_new_rfc822_size()) != 0 ||
+	    mailimap_fetch_type_new_fetch_att_list_add(ft,
+	    mailimap_fetch_att_new_flags()) != 0)
 		goto out;
 	int r = mailimap_uid_fetch(c->imap, set, ft, &result);
 	if (r != MAILIMAP_NO_ERROR) {
@@ -350,7 +379,8 @@ list_new(struct imap_child *c, struct uid_size **v_r, size_t *n_r)
 		fetched_of(clist_content(it), &f);
 		/* "last+1:*" names the highest mail even when it is old. */
 		if (f.uid > c->last_uid)
-			v[n++] = (struct uid_size){ f.uid, f.size };
+			v[n++] = (struct uid_size){ f.uid, f.size,
+			    c->only_unseen && f.seen };
 	}
 	qsort(v, n, sizeof(*v), by_uid);
 	*v_r = v;
@@ -415,12 +445,21 @@ fetch_chunk(struct imap_child *c, const struct uid_size *v, size_t n)
 	    mailimap_fetch_type_new_fetch_att_list_empty();
 	clist *result = NULL;
 	int rc = -1, header_only = v[0].size > c->s.limits.max_message_size;
+	size_t wanted = 0;
 
 	if (set == NULL || ft == NULL)
 		goto out;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].skip)
+			continue;
 		if (mailimap_set_add_single(set, v[i].uid) != 0)
 			goto out;
+		wanted++;
+	}
+	if (wanted == 0) {
+		rc = 0;		/* all read already: only the checkpoint moves */
+		goto out;
+	}
 	struct mailimap_section *sec = header_only ?
 	    mailimap_section_new_header() : mailimap_section_new(NULL);
 	if (mailimap_fetch_type_new_fetch_att_list_add(ft,
@@ -483,7 +522,11 @@ out:
 	return rc;
 }
 
-/* Commit up to uid: 1 committed, 0 the core could not (try again). */
+/*
+ * Commit up to uid: 1 committed, 0 the core could not (fetch again). Both
+ * answers name the checkpoint; an answer naming another is stale (meant
+ * for an earlier commit) and ignored.
+ */
 static int
 commit(struct imap_child *c, uint32_t uid)
 {
@@ -491,22 +534,24 @@ commit(struct imap_child *c, uint32_t uid)
 	int type;
 	const char *payload;
 	size_t len;
+	int64_t until;
 
 	snprintf(ck, sizeof(ck), "%" PRIu32 ":%" PRIu32, c->validity, uid);
 	childlink_send(&c->link, FRAME_COMMIT, ck, strlen(ck));
-	while (childlink_next(&c->link, COMMIT_WAIT_MS, &type, &payload,
-	    &len) == 1) {
+	until = childlink_now_ms() + COMMIT_WAIT_MS;
+	while (childlink_next(&c->link, until - childlink_now_ms(), &type,
+	    &payload, &len) == 1) {
+		if ((type != FRAME_COMMITTED && type != FRAME_FAILED) ||
+		    len != strlen(ck) || memcmp(payload, ck, len) != 0)
+			continue;
 		if (type == FRAME_COMMITTED)
 			return 1;
-		if (type == FRAME_FAILED) {
-			log_warn("the core could not commit, fetching again",
-			    "mailbox=%s error=%s", log_q(c->s.name),
-			    log_q(len > 0 ? "see the core's log" : ""));
-			return 0;
-		}
+		log_warn("the core could not commit, fetching again",
+		    "child=%s checkpoint=%s", log_q(c->s.source), ck);
+		return 0;
 	}
-	log_warn("the core did not answer a commit", "mailbox=%s",
-	    log_q(c->s.name));
+	log_warn("the core did not answer a commit", "child=%s",
+	    log_q(c->s.source));
 	return 0;
 }
 
@@ -517,7 +562,10 @@ exists(const struct imap_child *c)
 	    c->imap->imap_selection_info->sel_exists : 0;
 }
 
-/* Everything new, chunk by chunk. 0, or -1 when the server is lost. */
+/*
+ * Everything new, chunk by chunk: 0 done, 1 a commit failed (fetch again
+ * from the checkpoint), -1 the server is lost.
+ */
 static int
 sync_once(struct imap_child *c)
 {
@@ -538,10 +586,9 @@ sync_once(struct imap_child *c)
 			bytes += v[i + k++].size;
 		if (fetch_chunk(c, v + i, k) < 0)
 			goto out;
-		int committed = commit(c, v[i + k - 1].uid);
-		if (!committed) {
+		if (!commit(c, v[i + k - 1].uid)) {
 			pause_ms(c, 2000);
-			rc = 0;		/* fetched again from the checkpoint */
+			rc = 1;
 			goto out;
 		}
 		c->last_uid = v[i + k - 1].uid;
@@ -567,10 +614,13 @@ sync_new(struct imap_child *c)
 {
 	for (;;) {
 		uint32_t before = exists(c);
-		if (sync_once(c) < 0)
+		int rc = sync_once(c);
+		if (rc < 0)
 			return -1;
-		if (exists(c) == before)
+		if (rc == 0 && exists(c) == before) {
+			c->only_unseen = 0;	/* the first pass is over */
 			return 0;
+		}
 	}
 }
 
@@ -629,27 +679,28 @@ wait_poll(struct imap_child *c)
 }
 
 /* Connect, then sync and wait until the server is lost. 1 if it got as
- * far as a selected folder. */
+ * far as waiting for new mail (a server that fails before that does not
+ * reset the backoff: no login storm against a half-broken server). */
 static int
 session(struct imap_child *c)
 {
-	int connected = 0;
+	int settled = 0;
 
 	if (connect_login(c) < 0)
 		goto out;
-	connected = 1;
 	status(c, c->idle_ready ? "idle" : "polling", c->idle_ready ?
 	    "connected, waiting in IDLE" : "connected, the server has no "
 	    "IDLE: polling");
 	for (;;) {
 		if (sync_new(c) < 0)
 			break;
+		settled = 1;
 		if ((c->idle_ready ? wait_idle(c) : wait_poll(c)) < 0)
 			break;
 	}
 out:
 	disconnect(c);
-	return connected;
+	return settled;
 }
 
 int

@@ -34,7 +34,10 @@ struct child {
 	struct loop_timer *restart_timer;
 	int64_t backoff_ms, started_ms;
 	unsigned restarts;
+	uint64_t serial;	/* of this spawn, unique in the core */
 };
+
+static uint64_t spawns;
 
 static void spawn(struct child *c);
 
@@ -185,10 +188,13 @@ exec_child(struct child *c, int fd, pid_t parent)
 		_exit(1);	/* the core died before the line above */
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (dup2(fd, CHILD_FD) < 0)
+	if (fd == CHILD_FD ? fcntl(fd, F_SETFD, 0) < 0 :
+	    dup2(fd, CHILD_FD) < 0)
 		_exit(1);
 	/* Nothing else crosses: no listening socket, no store handle. */
-	close_range(CHILD_FD + 1, ~0u, 0);
+	if (close_range(CHILD_FD + 1, ~0u, 0) < 0)
+		for (long k = CHILD_FD + 1; k < sysconf(_SC_OPEN_MAX); k++)
+			close((int)k);
 	execv("/proc/self/exe", argv);
 	_exit(127);
 }
@@ -202,6 +208,7 @@ spawn(struct child *c)
 	pid_t parent = getpid();
 
 	c->started_ms = loop_now_ms();
+	c->serial = ++spawns;
 	if ((start = c->ops->start(c->arg, &start_len)) == NULL) {
 		log_warn("channel child cannot start yet", "child=%s",
 		    log_q(c->label));
@@ -283,8 +290,11 @@ child_free(struct child **cp)
 		return;
 	loop_timer_cancel(c->loop, &c->restart_timer);
 	close_channel(c);	/* the child sees EOF and exits */
-	if (c->pid > 0)
+	if (c->pid > 0) {
+		/* It may be deep in a blocking network call: end it now. */
+		kill(c->pid, SIGTERM);
 		reap(c);
+	}
 	free(c->kind);
 	free(c->name);
 	free(c->label);
@@ -305,6 +315,12 @@ const char *
 child_name(const struct child *c)
 {
 	return c->label;
+}
+
+uint64_t
+child_serial(const struct child *c)
+{
+	return c->serial;
 }
 
 unsigned

@@ -16,6 +16,7 @@
 #define ESCALON_CHILD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct child;
 struct loop;
@@ -44,6 +45,9 @@ int child_send(struct child *c, int type, const void *payload, size_t len);
 
 const char *child_name(const struct child *c);	/* "mailbox:support" */
 unsigned child_restarts(const struct child *c);
+/* Which spawn runs now: unique across all children of the core, so an
+ * answer meant for a process that is gone never reaches its successor. */
+uint64_t child_serial(const struct child *c);
 int child_running(const struct child *c);
 
 /* In the child: the fd its parent speaks on. */

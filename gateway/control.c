@@ -28,6 +28,7 @@
 struct client {
 	struct control *ctl;
 	int deferred;
+	json_t *stashed;		/* answered inside the handler */
 	int fd;
 	char *buf;
 	size_t len, cap;
@@ -44,6 +45,7 @@ struct control {
 	struct client *clients;
 	int n_clients;
 	struct client *current;		/* in the handler */
+	size_t max_request;
 };
 
 static int
@@ -73,6 +75,7 @@ client_close(struct client *cl)
 	loop_timer_cancel(ctl->loop, &cl->timer);
 	loop_fd_del(ctl->loop, cl->fd);
 	close(cl->fd);
+	json_decref(cl->stashed);
 	free(cl->buf);
 	free(cl);
 }
@@ -129,6 +132,10 @@ answer(struct client *cl)
 		cl->ctl->current = NULL;
 	}
 	json_decref(req);
+	if (ans == NULL && cl->stashed != NULL) {
+		ans = cl->stashed;	/* deferred, then answered at once */
+		cl->stashed = NULL;
+	}
 	if (ans == NULL && cl->deferred)
 		return;		/* control_answer comes later */
 	send_answer(cl, ans);
@@ -150,7 +157,15 @@ control_defer(struct control *ctl)
 void
 control_answer(struct control_client *ccl, json_t *ans)
 {
-	send_answer((struct client *)ccl, ans);
+	struct client *cl = (struct client *)ccl;
+
+	/* Still inside its handler: answer() sends it on return. */
+	if (cl->ctl->current == cl) {
+		json_decref(cl->stashed);
+		cl->stashed = ans;
+		return;
+	}
+	send_answer(cl, ans);
 }
 
 static void
@@ -164,7 +179,7 @@ on_client(struct loop *l, int fd, unsigned events, void *arg)
 		if (cl->cap - cl->len < 4096) {
 			size_t cap = cl->cap ? cl->cap * 2 : 8192;
 			char *b;
-			if (cap > CONTROL_MAX_REQUEST + 1 ||
+			if (cap > cl->ctl->max_request + 1 ||
 			    (b = realloc(cl->buf, cap)) == NULL) {
 				log_warn("control request too large", "%s", "");
 				client_close(cl);
@@ -221,8 +236,8 @@ on_accept(struct loop *l, int fd, unsigned events, void *arg)
 }
 
 struct control *
-control_new(struct loop *l, const char *path, control_handler *handler,
-    void *arg, char **error_r)
+control_new(struct loop *l, const char *path, size_t max_request,
+    control_handler *handler, void *arg, char **error_r)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	struct sockaddr_un sun;
@@ -234,6 +249,8 @@ control_new(struct loop *l, const char *path, control_handler *handler,
 	ctl->fd = -1;
 	ctl->loop = l;
 	ctl->handler = handler;
+	ctl->max_request = max_request > CONTROL_MAX_REQUEST ? max_request :
+	    CONTROL_MAX_REQUEST;
 	ctl->arg = arg;
 	if (make_addr(path, &sun) < 0) {
 		if (asprintf(error_r, "control_socket \"%s\": path too long",

@@ -4,7 +4,7 @@
  *
  * Protocol: the client connects, writes one JSON object and a newline,
  * reads one JSON object and a newline, and the server closes. Requests are
- * capped at CONTROL_MAX_REQUEST bytes. The socket is mode 0600: whoever may
+ * capped at max_request bytes (at least CONTROL_MAX_REQUEST). The socket is mode 0600: whoever may
  * use it may also open the store.
  */
 #ifndef ESCALON_CONTROL_H
@@ -37,7 +37,8 @@ void control_answer(struct control_client *cl, struct json_t *answer);
  * process answers there: one gateway per control socket.
  */
 struct control *control_new(struct loop *l, const char *path,
-    control_handler *handler, void *arg, char **error_r);
+    size_t max_request, control_handler *handler, void *arg,
+    char **error_r);
 void control_free(struct control **cp);
 
 /*

@@ -469,6 +469,7 @@ reload(struct core *core)
 			    log_q(fixed[i][1]));
 	/* Queued messages (in the batch) hold copies, never conf pointers. */
 	sender_set_conf(core->sender, next->conf);
+	commit_batch(core);	/* its callbacks name the children */
 	intake_reload(core->intake, next->conf);
 	env_free(&core->env);
 	core->env = next;
@@ -588,7 +589,10 @@ core_run(const char *config_path)
 		    log_q(strerror(errno)));
 		goto out;
 	}
+	/* `deliver` sends a packed mail in base64: raw plus decoded
+	 * attachments, a third more. */
 	if ((core.control = control_new(core.loop, core.conf->control_socket,
+	    (size_t)core.conf->max_message_size * 3 + (1u << 20),
 	    on_control, &core, &error)) == NULL) {
 		log_error("cannot open the control socket", "error=%s",
 		    log_q(error));

@@ -648,6 +648,30 @@ fail_all(struct ingest_batch *b, const char *why)
 	}
 }
 
+/*
+ * A checkpoint must not pass a message of its source that was not stored:
+ * the source would never send it again. Then the checkpoint fails too
+ * (r), and the source sends everything after the old one again.
+ */
+static int
+source_failed(const struct ingest_batch *b, size_t upto, const char *source,
+    struct ingest_result *r)
+{
+	for (size_t k = 0; source != NULL && k < upto; k++) {
+		const struct item *it = &b->items[k];
+		if (it->msg != NULL && it->result.failed &&
+		    it->msg->source != NULL &&
+		    strcmp(it->msg->source, source) == 0) {
+			r->failed = 1;
+			snprintf(r->error, sizeof(r->error), "a message before "
+			    "this checkpoint was not stored: %.140s",
+			    it->result.error);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int
 ingest_batch_commit(struct ingest_batch *b, struct store *st,
     const struct env *e, int64_t now)
@@ -661,6 +685,8 @@ ingest_batch_commit(struct ingest_batch *b, struct store *st,
 	for (size_t i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
 		if (it->msg == NULL) {
+			if (source_failed(b, i, it->ck_source, &it->result))
+				continue;	/* refetched from the old one */
 			if (it->ck_source != NULL &&
 			    store_checkpoint_set(st, it->ck_source,
 			    it->ck_value, now) < 0)

@@ -48,7 +48,9 @@ size_t ingest_batch_len(const struct ingest_batch *b);
 /*
  * Store checkpoint (source, value) in the same transaction as everything
  * queued before it; done runs after the commit (failed set if it did not).
- * source NULL: no checkpoint, only the callback after the commit.
+ * source NULL: no checkpoint, only the callback after the commit. A
+ * message of the same source that failed earlier in the batch fails the
+ * checkpoint (it is not stored): the source must send it again.
  */
 int ingest_batch_checkpoint(struct ingest_batch *b, const char *source,
     const char *value, ingest_done_cb *done, void *arg);

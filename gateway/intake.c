@@ -29,8 +29,8 @@ struct source_child {
 	char *settings;			/* the START JSON without checkpoint:
 					   a change means a restart */
 	struct child *child;
-	unsigned generation;		/* child_restarts when a commit was
-					   asked: answers go to that child only */
+	int unstored;			/* a message of this child was not
+					   stored since its last commit */
 	char state[16], detail[200];
 	int64_t since;
 };
@@ -46,7 +46,7 @@ struct intake {
 struct commit_ask {
 	struct intake *in;
 	char *name, *value;
-	unsigned generation;
+	uint64_t serial;	/* answers go to that spawn only */
 };
 
 static const char *const tls_names[] = { "none", "starttls", "tls" };
@@ -92,7 +92,7 @@ static struct source_child *
 find(const struct intake *in, const char *source)
 {
 	for (size_t i = 0; i < in->n; i++)
-		if (strcmp(in->v[i]->source, source) == 0)
+		if (in->v[i] != NULL && strcmp(in->v[i]->source, source) == 0)
 			return in->v[i];
 	return NULL;
 }
@@ -113,15 +113,15 @@ commit_done(const struct ingest_result *r, void *arg)
 	struct commit_ask *ask = arg;
 	struct source_child *x = find(ask->in, ask->name);
 
+	if (r->failed)
+		log_warn("channel checkpoint not stored, the child sends "
+		    "again", "child=%s checkpoint=%s error=%s",
+		    log_q(ask->name), log_q(ask->value), log_q(r->error));
+	/* Both answers name the checkpoint: the child matches them. */
 	if (x != NULL && x->child != NULL &&
-	    child_restarts(x->child) == ask->generation) {
-		if (r->failed)
-			child_send(x->child, FRAME_FAILED, r->error,
-			    strlen(r->error));
-		else
-			child_send(x->child, FRAME_COMMITTED, ask->value,
-			    strlen(ask->value));
-	}
+	    child_serial(x->child) == ask->serial)
+		child_send(x->child, r->failed ? FRAME_FAILED :
+		    FRAME_COMMITTED, ask->value, strlen(ask->value));
 	free(ask->name);
 	free(ask->value);
 	free(ask);
@@ -137,7 +137,18 @@ on_commit(struct source_child *x, const char *payload, size_t len)
 	    (ask->value = strndup(payload, len)) == NULL)
 		goto fail;
 	ask->in = in;
-	ask->generation = child_restarts(x->child);
+	ask->serial = child_serial(x->child);
+	if (x->unstored) {
+		/* A message before this checkpoint is lost to the store: the
+		 * child must send from its old checkpoint again. */
+		x->unstored = 0;
+		child_send(x->child, FRAME_FAILED, ask->value,
+		    strlen(ask->value));
+		free(ask->name);
+		free(ask->value);
+		free(ask);
+		return;
+	}
 	/* An empty checkpoint commits what came and stores nothing. */
 	if (len == 0 ? ingest_batch_checkpoint(in->host.batch, NULL, NULL,
 	    commit_done, ask) < 0 : ingest_batch_checkpoint(in->host.batch,
@@ -151,7 +162,7 @@ fail:
 		free(ask->value);
 		free(ask);
 	}
-	child_send(x->child, FRAME_FAILED, "out of memory", 13);
+	child_send(x->child, FRAME_FAILED, payload, len);
 }
 
 static const char *
@@ -166,6 +177,42 @@ queue_of(const struct conf *c, const struct source_child *x)
 	return "general";	/* not reached: x is of this conf */
 }
 
+/* A message of x not stored: its next checkpoint must not pass it. */
+static void
+msg_done(const struct ingest_result *r, void *arg)
+{
+	struct source_child *x = arg;
+
+	if (r->failed)
+		x->unstored = 1;
+}
+
+static int
+set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = value != NULL ? strdup(value) : NULL;
+	return value == NULL || *field != NULL ? 0 : -1;
+}
+
+/*
+ * The core, not the child, decides what a message of this source is: its
+ * channel, scopes and queue; a child has no say in the webhook-only
+ * fields. (The child parses hostile input; it is trusted no further.)
+ */
+static int
+claim(struct source_child *x, struct inbound_msg *m)
+{
+	int mail = x->kind == KIND_MAILBOX;
+
+	m->channel = mail ? CHANNEL_EMAIL : CHANNEL_CHAT;
+	return set_str(&m->source, x->source) | set_str(&m->queue,
+	    queue_of(x->in->conf, x)) | set_str(&m->dedupe_scope, mail ?
+	    "email" : "chat") | set_str(&m->from_scope, mail ? "email" :
+	    "xmpp") | set_str(&m->severity, NULL) | set_str(&m->reply_url,
+	    NULL) | set_str(&m->thread_key, NULL);
+}
+
 static void
 on_msg(struct source_child *x, const char *payload, size_t len)
 {
@@ -173,23 +220,18 @@ on_msg(struct source_child *x, const char *payload, size_t len)
 	struct inbound_msg *m = inbound_msg_unpack(payload, len, &why);
 
 	if (m == NULL) {
-		/* Our own child wrote it: a bug, not hostile input. The
-		 * message stays on the server (unseen, or in the archive). */
+		/* Our own child wrote it: a bug, not hostile input. */
 		log_error("channel child sent a message the core cannot read",
 		    "child=%s error=%s", log_q(x->source), log_q(why));
+		x->unstored = 1;
 		return;
 	}
-	/* The core decides where a source's messages go. */
-	free(m->source);
-	free(m->queue);
-	m->source = strdup(x->source);
-	m->queue = strdup(queue_of(x->in->conf, x));
-	m->channel = x->kind == KIND_MAILBOX ? CHANNEL_EMAIL : CHANNEL_CHAT;
-	if (m->source == NULL || m->queue == NULL ||
-	    ingest_batch_add(x->in->host.batch, m, NULL, NULL) < 0) {
+	if (claim(x, m) < 0 ||
+	    ingest_batch_add(x->in->host.batch, m, msg_done, x) < 0) {
 		log_error("message dropped from the batch: out of memory",
 		    "child=%s", log_q(x->source));
 		inbound_msg_free(&m);
+		x->unstored = 1;
 	}
 }
 
@@ -417,9 +459,15 @@ keep_or_start(struct intake *in, struct source_child **v, size_t *n,
 		v[(*n)++] = x;	/* unchanged: keeps running */
 		return;
 	}
-	if (x != NULL)
+	if (x != NULL) {
+		/* Never two sessions of one source at once. */
 		log_info("channel settings changed, restarting its child",
 		    "child=%s", log_q(source));
+		for (size_t i = 0; i < in->n; i++)
+			if (in->v[i] == x)
+				in->v[i] = NULL;
+		mbox_free(x);
+	}
 	if ((x = mbox_start(in, kind, name, source, settings)) != NULL)
 		v[(*n)++] = x;
 }
@@ -444,7 +492,7 @@ intake_reload(struct intake *in, const struct conf *c)
 		    xmpp_settings(c, &c->xmpps[i]));
 	/* Whatever is not in the new set stops. */
 	for (size_t i = 0; i < in->n; i++) {
-		int kept = 0;
+		int kept = in->v[i] == NULL;
 		for (size_t k = 0; k < n; k++)
 			kept |= v[k] == in->v[i];
 		if (!kept)

@@ -37,7 +37,8 @@ struct intake_host {
 struct intake *intake_new(const struct intake_host *h, const struct conf *c);
 
 /* A new config: children whose section changed restart, removed ones
- * stop, new ones start. */
+ * stop, new ones start. The batch must be committed first (its callbacks
+ * name the children). */
 void intake_reload(struct intake *in, const struct conf *c);
 
 /* Stop every child. Pending callbacks must have run (commit first). */

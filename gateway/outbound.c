@@ -146,8 +146,12 @@ threading(struct store *st, int64_t ticket_id, char **in_reply_to_r,
 	size_t n, len = 1;
 
 	*in_reply_to_r = *references_r = NULL;
-	if (store_message_ids_in(st, ticket_id, 10, &ids, &n) < 0)
+	if (store_message_ids_in(st, ticket_id, 10, &ids, &n) < 0) {
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+		free(ids);
 		return -1;
+	}
 	for (size_t i = 0; i < n; i++)
 		len += strlen(ids[i]) + 1;
 	if (n > 0 && (*references_r = malloc(len)) != NULL) {
@@ -241,8 +245,26 @@ queue_customer_mail(struct store *st, const struct env *e, int64_t now,
 	size_t len;
 	int rc = -1, limited = 0;
 
-	if (!c->smtp.present || e->secret == NULL)
+	if (strchr(t->customer_address, '@') == NULL) {
+		/* Mail with no sender address: recorded, never answered. */
+		if (automatic == MAIL_PERSON) {
+			snprintf(error, error_len, "the customer has no mail "
+			    "address to answer");
+			return -1;
+		}
+		return store_event_add(st, t->id, now, "not_answered",
+		    "escalon", json_pack("{s:s, s:s}", "template", template,
+		    "why", "no sender address"));
+	}
+	if (!c->smtp.present || e->secret == NULL) {
+		/* An agent must know the reply went nowhere. */
+		if (automatic == MAIL_PERSON) {
+			snprintf(error, error_len, "no smtp section: mail to the "
+			    "customer cannot be sent");
+			return -1;
+		}
 		return 0;	/* no way to send mail: nothing to queue */
+	}
 	if (automatic != MAIL_PERSON &&
 	    autoreply_limited(st, c, now, t, template, &limited) < 0)
 		goto store_error;

@@ -56,7 +56,8 @@ int store_customer_identify(struct store *st, const char *channel,
 int store_ticket_insert(struct store *st, struct ticket *t);
 int store_ticket_get(struct store *st, int64_t id, struct ticket *t_r);
 int store_ticket_update(struct store *st, const struct ticket *t);
-/* The newest ticket of a customer identity in one of the open states. */
+/* The newest ticket of a customer identity that is not closed (new, open,
+ * pending, or resolved: the caller decides on reopen_within). */
 int store_ticket_open_for(struct store *st, const char *scope,
     const char *address, int64_t *ticket_id_r);
 int store_ticket_count(struct store *st, int64_t *n_r);

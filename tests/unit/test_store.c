@@ -548,19 +548,24 @@ static void
 test_ticket_open_for(void **state)
 {
 	struct fx *f = *state;
-	int64_t id = 0, a, b;
+	int64_t id = 0, a, b, r;
 
 	assert_int_equal(store_ticket_open_for(f->st, "webhook:shop", "c",
 	    &id), 0);
 	a = add_ticket(f->st, "c", TICKET_OPEN, "general", 1);
 	b = add_ticket(f->st, "c", TICKET_PENDING, "general", 1);
-	add_ticket(f->st, "c", TICKET_RESOLVED, "general", 1);
+	add_ticket(f->st, "c", TICKET_CLOSED, "general", 1);
 	add_ticket(f->st, "other", TICKET_NEW, "general", 1);
-	/* The newest of new, open, pending. */
+	/* The newest of new, open, pending, resolved; closed is over. */
 	assert_int_equal(store_ticket_open_for(f->st, "webhook:shop", "c",
 	    &id), 1);
 	assert_int_equal(id, b);
 	assert_int_not_equal(id, a);
+	/* A resolved one may be reopened (reopen_within): it counts. */
+	r = add_ticket(f->st, "c", TICKET_RESOLVED, "general", 1);
+	assert_int_equal(store_ticket_open_for(f->st, "webhook:shop", "c",
+	    &id), 1);
+	assert_int_equal(id, r);
 	assert_int_equal(store_ticket_open_for(f->st, "email", "c", &id), 0);
 }
 
