@@ -1,6 +1,7 @@
 /* mail: compose outbound mail. See mail.h. */
 #include "mail.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,4 +294,89 @@ mail_domain(const char *address)
 	const char *at = address != NULL ? strrchr(address, '@') : NULL;
 
 	return at != NULL && at[1] != '\0' ? at + 1 : "localhost";
+}
+
+int
+mail_token_ok(int64_t ticket_id, const char *token, const char *secret)
+{
+	char want[MAIL_TOKEN_LEN + 1];
+
+	if (token == NULL || strlen(token) != MAIL_TOKEN_LEN)
+		return 0;
+	mail_token(ticket_id, secret, want);
+	return crypto_equal(want, token, MAIL_TOKEN_LEN);
+}
+
+/* Digits only, no sign, no leading zero, fits: the ticket id of a token. */
+static int
+parse_id(const char *p, size_t n, int64_t *id_r)
+{
+	int64_t id = 0;
+
+	if (n == 0 || n > 18 || p[0] == '0')
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		id = id * 10 + (p[i] - '0');
+	}
+	*id_r = id;
+	return 0;
+}
+
+int
+mail_reply_address_ticket(const char *address, const char *ours,
+    const char *secret, int64_t *ticket_r)
+{
+	const char *at = address != NULL ? strrchr(address, '@') : NULL;
+	const char *our_at = ours != NULL ? strrchr(ours, '@') : NULL;
+	size_t local = our_at != NULL ? (size_t)(our_at - ours) : 0;
+	char token[MAIL_TOKEN_LEN + 1];
+	int64_t id;
+
+	/* local+ID.TOKEN@domain, local and domain ours. */
+	if (at == NULL || our_at == NULL || strcasecmp(at, our_at) != 0 ||
+	    strncasecmp(address, ours, local) != 0 || address[local] != '+')
+		return 0;
+	const char *p = address + local + 1, *dot = memchr(p, '.',
+	    (size_t)(at - p));
+	if (dot == NULL || parse_id(p, (size_t)(dot - p), &id) < 0 ||
+	    (size_t)(at - dot - 1) != MAIL_TOKEN_LEN)
+		return 0;
+	memcpy(token, dot + 1, MAIL_TOKEN_LEN);
+	token[MAIL_TOKEN_LEN] = '\0';
+	/* Agents' clients may change case; the token is lowercase base32. */
+	for (char *q = token; *q; q++)
+		*q = (char)tolower((unsigned char)*q);
+	if (!mail_token_ok(id, token, secret))
+		return -1;
+	*ticket_r = id;
+	return 1;
+}
+
+int
+mail_message_id_ticket(const char *message_id, const char *secret,
+    int64_t *ticket_r)
+{
+	const char *p, *dash, *dot, *at;
+	char data[64], mac[MAIL_TOKEN_LEN + 1];
+	int64_t id;
+
+	if (message_id == NULL || strncmp(message_id, "<esc-", 5) != 0)
+		return 0;
+	p = message_id + 5;
+	if ((at = strchr(p, '@')) == NULL ||
+	    (dash = memchr(p, '-', (size_t)(at - p))) == NULL ||
+	    (dot = memchr(dash, '.', (size_t)(at - dash))) == NULL ||
+	    parse_id(p, (size_t)(dash - p), &id) < 0 ||
+	    (size_t)(at - dot - 1) != MAIL_TOKEN_LEN ||
+	    (size_t)(dot - p) >= sizeof(data))
+		return 0;
+	memcpy(data, p, (size_t)(dot - p));
+	data[dot - p] = '\0';
+	token_of(data, secret, mac);
+	if (!crypto_equal(mac, dot + 1, MAIL_TOKEN_LEN))
+		return -1;
+	*ticket_r = id;
+	return 1;
 }

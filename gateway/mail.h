@@ -49,6 +49,24 @@ void mail_token(int64_t ticket_id, const char *secret, char *out);
 void mail_message_id(int64_t ticket_id, uint64_t n, const char *secret,
     const char *domain, char *out, size_t len);
 
+/* 1 when token is ticket_id's reply token under secret (constant time). */
+int mail_token_ok(int64_t ticket_id, const char *token, const char *secret);
+
+/*
+ * address is ours ("support@x") with a reply token ("support+12.TOKEN@x"):
+ * 1 and *ticket_r when the token is valid for that ticket, -1 when it is
+ * not (forged, or for another ticket), 0 when it is no such address.
+ */
+int mail_reply_address_ticket(const char *address, const char *ours,
+    const char *secret, int64_t *ticket_r);
+
+/*
+ * message_id is one of ours ("<esc-ID-N.MAC@domain>"): 1 and *ticket_r
+ * when its MAC is right, -1 when forged, 0 when it is not of that form.
+ */
+int mail_message_id_ticket(const char *message_id, const char *secret,
+    int64_t *ticket_r);
+
 /* The domain of an address ("a@b.test" -> "b.test"), or "localhost". */
 const char *mail_domain(const char *address);
 
