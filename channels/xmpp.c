@@ -125,6 +125,8 @@ xmpp_normalize(xmpp_ctx_t *ctx, xmpp_stanza_t *msg, const char *own_jid,
 		*why_r = "not a chat message";
 	else if (from == NULL)
 		*why_r = "no sender JID";
+	else if (strchr(from, '@') == NULL)
+		*why_r = "from a server, not a person (a MOTD, a notice)";
 	else if (strcmp(from, own_jid) == 0)
 		*why_r = "our own message";
 	else if (body == NULL || body[strspn(body, " \t\r\n")] == '\0')

@@ -53,7 +53,8 @@ set_state(struct store *st, struct ticket *t, int64_t now,
 
 static int
 add_message(struct store *st, struct ticket *t, int64_t now,
-    const char *direction, const char *author, const char *text)
+    const struct act *a, const char *direction, const char *author,
+    const char *text)
 {
 	struct message m = {
 		.ticket_id = t->id,
@@ -61,6 +62,9 @@ add_message(struct store *st, struct ticket *t, int64_t now,
 		.channel = t->channel,
 		.author = author,
 		.body = text,
+		.message_id = a->message_id,
+		.dedupe_scope = a->dedupe_key != NULL ? a->dedupe_scope : NULL,
+		.dedupe_key = a->dedupe_key,
 		.at = now,
 	};
 
@@ -94,7 +98,7 @@ do_reply(struct store *st, const struct env *e, int64_t now,
 	/* A public reply answers whatever the customer was waiting on. */
 	t->awaiting_since = 0;
 	t->last_public_at = now;
-	if (add_message(st, t, now, "out", author, a->text) < 0 ||
+	if (add_message(st, t, now, a, "out", author, a->text) < 0 ||
 	    store_event_add(st, t->id, now, "replied", author,
 	    json_pack("{s:s}", "author", author)) < 0 ||
 	    outbound_reply(st, e, now, t, a->text, r->message,
@@ -114,7 +118,7 @@ do_note(struct store *st, const struct env *e, int64_t now,
 	if (t->state == TICKET_NEW && set_state(st, t, now, TICKET_OPEN,
 	    author) < 0)
 		return -1;
-	if (add_message(st, t, now, "note", author, a->text) < 0 ||
+	if (add_message(st, t, now, a, "note", author, a->text) < 0 ||
 	    store_event_add(st, t->id, now, "note", author,
 	    json_pack("{s:s}", "author", author)) < 0)
 		return -1;
@@ -137,7 +141,7 @@ root_cause(struct store *st, struct ticket *t, int64_t now,
  */
 static int
 tell_resolved(struct store *st, const struct env *e, int64_t now,
-    const struct ticket *t, struct act_result *r)
+    const struct ticket *t, const char *resolution, struct act_result *r)
 {
 	unsigned char raw[16];
 	char token[2 * sizeof(raw) + 1], url[1024];
@@ -148,10 +152,17 @@ tell_resolved(struct store *st, const struct env *e, int64_t now,
 		return -1;
 	crypto_hex(raw, sizeof(raw), token);
 	snprintf(url, sizeof(url), "%s/csat/%s", e->conf->base_url, token);
-	const char *extra[] = { "csat.url", url, NULL };
+	const char *extra[] = { "csat.url", url, "message.body", resolution,
+	    NULL };
 	if (store_csat_create(st, t->id, token, now) < 0 ||
 	    outbound_template(st, e, now, t, "resolved", extra,
 	    r->message, sizeof(r->message)) < 0)
+		return -1;
+	/* Mail customers also get the survey on its own, to answer with a
+	 * number (the resolved mail carries the links too). */
+	if (strcmp(t->channel, "email") == 0 &&
+	    outbound_template(st, e, now, t, "csat", extra, r->message,
+	    sizeof(r->message)) < 0)
 		return -1;
 	return 0;
 }
@@ -169,7 +180,7 @@ do_resolve(struct store *st, const struct env *e, int64_t now,
 		return -1;
 	t->resolved_at = now;
 	if (set_state(st, t, now, TICKET_RESOLVED, author) < 0 ||
-	    tell_resolved(st, e, now, t, r) < 0 ||
+	    tell_resolved(st, e, now, t, a->resolution, r) < 0 ||
 	    outbound_notify(st, e->conf, now, t, "ticket.resolved",
 	    json_pack("{s:s?, s:s}", "cause", t->root_cause, "by", author),
 	    r->message, sizeof(r->message)) < 0)
@@ -324,69 +335,91 @@ acts_known(const char *verb)
 	return 0;
 }
 
+/* The act on a loaded ticket, inside the caller's transaction. */
+static int
+run_on(struct store *st, const struct env *e, int64_t now,
+    const struct act *a, act_fn *fn, const char *author, struct ticket *t,
+    struct act_result *r)
+{
+	/* What fell due while nobody was watching (no gateway running, or
+	 * the scheduler's next wake-up) is recorded before the act. */
+	if (t->next_due_at != 0 && t->next_due_at <= now &&
+	    sched_fire(st, e, t, now, r->message, sizeof(r->message)) < 0)
+		return -1;
+	if (fn(st, e, now, a, author, t, r) < 0)
+		return -1;
+	t->updated_at = now;
+	if (sched_plan(st, e, t, now) < 0 || store_ticket_update(st, t) < 0)
+		return -1;
+	log_info("ticket act", "ticket=%lld act=%s by=%s", (long long)t->id,
+	    a->verb, log_q(author));
+	return 0;
+}
+
+/* The act's function and author; 0, or -1 with r set (bad input). */
+static int
+prepare(const struct env *e, const struct act *a, act_fn **fn_r,
+    const char **author_r, struct act_result *r)
+{
+	*fn_r = NULL;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(a->verb, table[i].verb) == 0)
+			*fn_r = table[i].fn;
+	if (*fn_r == NULL)
+		return result(r, ACT_BAD_INPUT, "unknown act \"%s\"", a->verb);
+	if (a->agent != NULL) {
+		const struct conf_agent *ag = conf_agent(e->conf, a->agent);
+		if (ag == NULL)
+			return result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
+			    "configured", a->agent);
+		*author_r = ag->display_name != NULL ? ag->display_name :
+		    ag->name;
+	} else {
+		*author_r = a->user != NULL && a->user[0] != '\0' ? a->user :
+		    "operator";
+	}
+	return 0;
+}
+
+int
+acts_run_in(struct store *st, const struct env *e, int64_t now,
+    const struct act *a, struct act_result *r)
+{
+	act_fn *fn;
+	const char *author = NULL;
+	struct ticket t = { 0 };
+	int found;
+
+	memset(r, 0, sizeof(*r));
+	if (prepare(e, a, &fn, &author, r) < 0)
+		return r->code;
+	found = store_ticket_get(st, a->ticket_id, &t);
+	if (found == 0)
+		result(r, ACT_BAD_INPUT, "ticket ESC-%lld does not exist",
+		    (long long)a->ticket_id);
+	else if (found < 0 || (run_on(st, e, now, a, fn, author, &t, r) < 0 &&
+	    r->code == ACT_OK))
+		result(r, ACT_FAILED, "%s", store_error(st));
+	ticket_release(&t);
+	return r->code;
+}
+
 int
 acts_run(struct store *st, const struct env *e, int64_t now,
     const struct act *a, struct act_result *r)
 {
-	act_fn *fn = NULL;
-	struct ticket t = { 0 };
-	const char *author;
-	int found;
-
 	memset(r, 0, sizeof(*r));
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (strcmp(a->verb, table[i].verb) == 0)
-			fn = table[i].fn;
-	if (fn == NULL) {
-		result(r, ACT_BAD_INPUT, "unknown act \"%s\"", a->verb);
+	if (store_begin(st) < 0) {
+		result(r, ACT_FAILED, "%s", store_error(st));
 		return r->code;
 	}
-	if (a->agent != NULL) {
-		const struct conf_agent *ag = conf_agent(e->conf, a->agent);
-		if (ag == NULL) {
-			result(r, ACT_BAD_INPUT, "agent \"%s\" is not "
-			    "configured", a->agent);
-			return r->code;
-		}
-		author = ag->display_name != NULL ? ag->display_name :
-		    ag->name;
-	} else {
-		author = a->user != NULL && a->user[0] != '\0' ? a->user :
-		    "operator";
-	}
-	if (store_begin(st) < 0)
-		goto fail;
-	found = store_ticket_get(st, a->ticket_id, &t);
-	if (found < 0)
-		goto fail;
-	if (found == 0) {
+	if (acts_run_in(st, e, now, a, r) != ACT_OK) {
 		store_rollback(st);
-		result(r, ACT_BAD_INPUT, "ticket ESC-%lld does not exist",
-		    (long long)a->ticket_id);
 		return r->code;
 	}
-	/* What fell due while nobody was watching (no gateway running, or
-	 * the scheduler's next wake-up) is recorded before the act. */
-	if (t.next_due_at != 0 && t.next_due_at <= now &&
-	    sched_fire(st, e, &t, now, r->message, sizeof(r->message)) < 0)
-		goto fail;
-	if (fn(st, e, now, a, author, &t, r) < 0) {
-		if (r->code != ACT_OK)
-			goto refused;
-		goto fail;
+	if (store_commit(st) < 0) {
+		result(r, ACT_FAILED, "%s", store_error(st));
+		store_rollback(st);
 	}
-	t.updated_at = now;
-	if (sched_plan(st, e, &t, now) < 0 || store_ticket_update(st, &t) < 0 ||
-	    store_commit(st) < 0)
-		goto fail;
-	log_info("ticket act", "ticket=%lld act=%s by=%s", (long long)t.id,
-	    a->verb, log_q(author));
-	ticket_release(&t);
-	return r->code;
-fail:
-	result(r, ACT_FAILED, "%s", store_error(st));
-refused:
-	store_rollback(st);
-	ticket_release(&t);
 	return r->code;
 }

@@ -19,6 +19,10 @@ struct act {
 	const char *agent;	/* --as AGENT (a configured agent) or NULL */
 	const char *user;	/* who ran it, when no agent is named */
 	const char *text;	/* message, cause, level, agent name or why */
+	const char *resolution;	/* resolve: the message to the customer */
+	/* When the act comes in a mail: its Message-ID and dedupe key go on
+	 * the message the act records (reply, note). */
+	const char *message_id, *dedupe_scope, *dedupe_key;
 };
 
 #define ACT_OK 0
@@ -38,6 +42,14 @@ int acts_known(const char *verb);
  * in the outbox. Returns r->code.
  */
 int acts_run(struct store *st, const struct env *e, int64_t now,
+    const struct act *a, struct act_result *r);
+
+/*
+ * The same inside a transaction the caller holds (an agent's mail, in
+ * the ingest batch). On failure nothing is rolled back here: the caller
+ * rolls back to its savepoint.
+ */
+int acts_run_in(struct store *st, const struct env *e, int64_t now,
     const struct act *a, struct act_result *r);
 
 #endif

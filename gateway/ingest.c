@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agentmail.h"
 #include "ladder.h"
 #include "log.h"
 #include "outbound.h"
@@ -421,6 +422,55 @@ follow_up(struct store *st, const struct env *e, int64_t now,
 	return store_ticket_update(st, t);
 }
 
+static int
+survey_row(const struct outbox_row *row, void *arg)
+{
+	*(int *)arg = row->template != NULL &&
+	    (strcmp(row->template, "csat") == 0 ||
+	    strcmp(row->template, "resolved") == 0);
+	return 0;
+}
+
+/*
+ * The rating in a reply to our survey (the csat or resolved mail): 1..5
+ * when the reply is just a number or starts with one, 0 when it is no
+ * rating, -1 on a store failure.
+ */
+static int
+rating(struct store *st, const struct inbound_msg *m, int64_t ticket_id)
+{
+	int is_survey = 0;
+	int64_t row, row_ticket;
+	const char *b = m->body != NULL ? m->body : "";
+	int rc;
+
+	if (m->channel != CHANNEL_EMAIL || m->in_reply_to == NULL)
+		return 0;
+	while (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n')
+		b++;
+	if (b[0] < '1' || b[0] > '5' || (b[1] >= '0' && b[1] <= '9') ||
+	    b[1] == '.' || b[1] == ',')
+		return 0;	/* "5", "5 stars", "4 - fine"; not "50" or "3.5" */
+	if ((rc = store_outbox_by_identity(st, m->in_reply_to, &row,
+	    &row_ticket)) <= 0 || row_ticket != ticket_id)
+		return rc < 0 ? -1 : 0;
+	if (store_outbox_get(st, row, survey_row, &is_survey) < 0)
+		return -1;
+	return is_survey ? b[0] - '0' : 0;
+}
+
+static int
+rate_by_reply(struct store *st, int64_t now, int64_t id, int score)
+{
+	int rc = store_csat_rate_ticket(st, id, score, now);
+
+	if (rc < 0)
+		return -1;
+	return store_event_add(st, id, now, "csat", "customer", json_pack(
+	    "{s:i, s:s, s:b}", "score", score, "by", "reply", "survey",
+	    rc == 1));
+}
+
 /* An automatic mail on an existing ticket: which kind, and for a bounce
  * the outbox row it reports on. */
 static int
@@ -448,7 +498,7 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 {
 	struct ticket t = { 0 };
 	int64_t id = 0;
-	int found, fresh = 0, rc = -1;
+	int found, fresh = 0, rc = -1, score, tell_team = 0;
 	/* Mail with no usable From or Sender is still recorded, under a
 	 * stand-in identity that is never answered. */
 	struct inbound_msg anonymous = *given;
@@ -471,6 +521,13 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 			return 0;
 		}
 	}
+	/* An agent's mail acts on its ticket; it is no customer's. */
+	if ((found = agentmail_handle(st, e, now, m, r)) != 0) {
+		if (found < 0)
+			goto out;
+		rc = 0;
+		goto out;
+	}
 	if ((found = find_thread(st, m, &id)) < 0)
 		goto out;
 	if (found && store_ticket_get(st, id, &t) != 1)
@@ -481,6 +538,12 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		 * person's, only never answered automatically.) */
 		r->ticket_id = id;
 		if (automatic_event(st, id, now, m) < 0 ||
+		    add_thread_keys(st, m, id) < 0)
+			goto out;
+	} else if (found && (score = rating(st, m, id)) != 0) {
+		/* "5" in answer to the survey: a rating, not news. */
+		r->ticket_id = id;
+		if (score < 0 || rate_by_reply(st, now, id, score) < 0 ||
 		    add_thread_keys(st, m, id) < 0)
 			goto out;
 	} else if (found) {
@@ -497,6 +560,7 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 			    channel_name(m->channel))) < 0 ||
 			    add_thread_keys(st, m, id) < 0)
 				goto out;
+			tell_team = 1;
 		}
 	}
 	if ((!found || fresh) && new_ticket(st, e, now, m, fresh ? id : 0,
@@ -525,6 +589,15 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		const struct inbound_attachment *a = &m->attachments[i];
 		if (store_attachment_add(st, msg_id, a->name, a->type, a->size,
 		    a->data) < 0)
+			goto out;
+	}
+	/* The team (or the assignee) hears what the customer wrote. */
+	if (tell_team) {
+		const char *extra[] = { "message.body", msg.body, NULL };
+		ticket_release(&t);
+		if (store_ticket_get(st, r->ticket_id, &t) != 1 ||
+		    outbound_team(st, e, now, &t, "agent_reply", extra,
+		    r->error, sizeof(r->error)) < 0)
 			goto out;
 	}
 	/* Answered once the message is stored: the answer threads to it. */

@@ -473,6 +473,89 @@ reply_address(const struct env *e, int64_t ticket_id, char *out, size_t len)
 	    token, mail_domain(addr));
 }
 
+/*
+ * One mail to an agent: about t (with its tokened Reply-To and a signed
+ * Message-ID that threads to it), or, t NULL, about no ticket at all.
+ */
+static int
+queue_agent_mail(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const struct conf_agent *ag,
+    const char *template, const char *const *extra, char *error,
+    size_t error_len)
+{
+	const struct conf *c = e->conf;
+	const char *from = t != NULL ? from_address(c, t) : c->smtp.from;
+	char reply[320], msgid[256];
+	struct tmpl_vars *v = t != NULL ? ticket_vars(t) : tmpl_vars_new();
+	struct rendered r;
+	const char *why;
+	uint64_t n;
+	size_t len;
+	int rc;
+
+	if (v == NULL) {
+		snprintf(error, error_len, "out of memory");
+		return -1;
+	}
+	set_var(v, "agent.name", ag->display_name != NULL ?
+	    ag->display_name : ag->name);
+	set_var(v, "agent.email", ag->email);
+	if (t != NULL) {
+		reply_address(e, t->id, reply, sizeof(reply));
+		set_var(v, "reply.address", reply);
+	}
+	for (size_t k = 0; extra != NULL && extra[k] != NULL; k += 2)
+		set_var(v, extra[k], extra[k + 1]);
+	rc = tmplset_render(e->templates, template, "email", v, &r, &why);
+	tmpl_vars_free(&v);
+	if (rc < 0) {
+		snprintf(error, error_len, "template %s: %s", template, why);
+		return -1;
+	}
+	crypto_random(&n, sizeof(n));
+	mail_message_id(t != NULL ? t->id : 0, n, e->secret, mail_domain(from),
+	    msgid, sizeof(msgid));
+	struct mail_out m = {
+		.from = from, .to = ag->email,
+		.reply_to = t != NULL ? reply : NULL, .message_id = msgid,
+		.x_loop = from, .date = now,
+		.automatic = MAIL_AUTO_GENERATED, .r = &r,
+	};
+	char *mail = mail_compose(&m, &len);
+	rendered_release(&r);
+	if (mail == NULL) {
+		snprintf(error, error_len, "out of memory");
+		return -1;
+	}
+	struct outbox_row row = {
+		.ticket_id = t != NULL ? t->id : 0, .template = template,
+		.channel = "email", .recipient = ag->email,
+		.identity = msgid, .payload = mail,
+		.payload_len = len, .next_attempt_at = now,
+		.created_at = now,
+	};
+	rc = store_outbox_insert(st, &row);
+	if (rc == 0 && t != NULL)
+		rc = store_thread_add(st, "mail", msgid, t->id);
+	if (rc < 0)
+		snprintf(error, error_len, "%s", store_error(st));
+	free(mail);
+	return rc;
+}
+
+int
+outbound_agent(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const struct conf_agent *ag,
+    const char *template, const char *const *extra, char *error,
+    size_t error_len)
+{
+	if (!e->conf->smtp.present || e->secret == NULL ||
+	    e->templates == NULL)
+		return 0;
+	return queue_agent_mail(st, e, now, t, ag, template, extra, error,
+	    error_len);
+}
+
 int
 outbound_team(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *template, const char *const *extra,
@@ -480,64 +563,21 @@ outbound_team(struct store *st, const struct env *e, int64_t now,
 {
 	const struct conf *c = e->conf;
 	const struct conf_team *team = t->team ? conf_team(c, t->team) : NULL;
-	char reply[320], msgid[256];
-	int rc = 0;
+	const struct conf_agent *assignee = t->assignee != NULL ?
+	    conf_agent(c, t->assignee) : NULL;
 
-	if (!c->smtp.present || e->secret == NULL || team == NULL ||
-	    e->templates == NULL)
+	if (!c->smtp.present || e->secret == NULL || e->templates == NULL)
 		return 0;
-	reply_address(e, t->id, reply, sizeof(reply));
-	for (size_t i = 0; i < team->agents.n && rc == 0; i++) {
+	/* The customer's news goes to whoever has the ticket; the rest
+	 * (new, warnings, escalations) to the whole team of its level. */
+	if (assignee != NULL && strcmp(template, "agent_reply") == 0)
+		return queue_agent_mail(st, e, now, t, assignee, template,
+		    extra, error, error_len);
+	for (size_t i = 0; team != NULL && i < team->agents.n; i++) {
 		const struct conf_agent *ag = conf_agent(c, team->agents.v[i]);
-		struct tmpl_vars *v;
-		struct rendered r;
-		const char *why;
-		uint64_t n;
-		size_t len;
-
-		if (ag == NULL || (v = ticket_vars(t)) == NULL)
-			continue;
-		set_var(v, "agent.name", ag->display_name != NULL ?
-		    ag->display_name : ag->name);
-		set_var(v, "agent.email", ag->email);
-		set_var(v, "reply.address", reply);
-		for (size_t k = 0; extra != NULL && extra[k] != NULL; k += 2)
-			set_var(v, extra[k], extra[k + 1]);
-		rc = tmplset_render(e->templates, template, "email", v, &r,
-		    &why);
-		tmpl_vars_free(&v);
-		if (rc < 0) {
-			snprintf(error, error_len, "template %s: %s", template,
-			    why);
+		if (ag != NULL && queue_agent_mail(st, e, now, t, ag, template,
+		    extra, error, error_len) < 0)
 			return -1;
-		}
-		crypto_random(&n, sizeof(n));
-		mail_message_id(t->id, n, e->secret, mail_domain(c->smtp.from),
-		    msgid, sizeof(msgid));
-		struct mail_out m = {
-			.from = c->smtp.from, .to = ag->email,
-			.reply_to = reply, .message_id = msgid, .date = now,
-			.automatic = MAIL_AUTO_GENERATED, .r = &r,
-		};
-		char *mail = mail_compose(&m, &len);
-		rendered_release(&r);
-		if (mail == NULL) {
-			snprintf(error, error_len, "out of memory");
-			return -1;
-		}
-		struct outbox_row row = {
-			.ticket_id = t->id, .template = template,
-			.channel = "email", .recipient = ag->email,
-			.identity = msgid, .payload = mail,
-			.payload_len = len, .next_attempt_at = now,
-			.created_at = now,
-		};
-		rc = store_outbox_insert(st, &row);
-		if (rc < 0)
-			snprintf(error, error_len, "%s", store_error(st));
-		else if (store_thread_add(st, "mail", msgid, t->id) < 0)
-			rc = -1;
-		free(mail);
 	}
-	return rc;
+	return 0;
 }

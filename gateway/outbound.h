@@ -38,13 +38,24 @@ int outbound_template(struct store *st, const struct env *e,
 
 /*
  * Render `template` (agent_new, agent_escalated, sla_warning ...) for each
- * agent of the ticket's team and queue one mail to each: From the smtp
- * address, Reply-To the ticket's tokened address, a signed Message-ID.
+ * agent of the ticket's team (agent_reply: for its assignee, if it has
+ * one) and queue one mail to each: From the ticket's mailbox address,
+ * Reply-To the ticket's tokened address, a signed Message-ID.
  * Nothing when no smtp section is configured or e->secret is unset.
  */
 int outbound_team(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *template, const char *const *extra,
     char *error, size_t error_len);
+
+/*
+ * One mail to one agent (agent_refused, agent_error): about t, or about no
+ * ticket when t is NULL. Nothing when no smtp section is configured.
+ */
+struct conf_agent;
+int outbound_agent(struct store *st, const struct env *e, int64_t now,
+    const struct ticket *t, const struct conf_agent *ag,
+    const char *template, const char *const *extra, char *error,
+    size_t error_len);
 
 /* An agent's public reply, as written, to the ticket's customer. */
 int outbound_reply(struct store *st, const struct env *e, int64_t now,

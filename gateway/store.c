@@ -190,6 +190,7 @@ enum stmt_id {
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
 	S_DUE_IDS, S_REPORT_ROWS, S_M_TICKETS, S_M_ESCALATIONS, S_M_WARNINGS,
 	S_M_BREACHES, S_M_INBOUND, S_CSAT_CREATE, S_CSAT_FIND, S_CSAT_RATE,
+	S_CSAT_RATE_TICKET,
 	S_COUNT
 };
 
@@ -349,6 +350,8 @@ static const char *const sql[S_COUNT] = {
 	[S_CSAT_CREATE] =
 	    "INSERT INTO csat (ticket_id, token, sent_at) VALUES (?, ?, ?)",
 	[S_CSAT_FIND] = "SELECT ticket_id FROM csat WHERE token = ?",
+	[S_CSAT_RATE_TICKET] = "UPDATE csat SET score = ?, answered_at = ? "
+	    "WHERE id = (SELECT max(id) FROM csat WHERE ticket_id = ?)",
 	[S_CSAT_RATE] =
 	    "UPDATE csat SET score = ?, answered_at = ? WHERE token = ?",
 	[S_DUE_IDS] = "SELECT id FROM tickets WHERE next_due_at IS NOT NULL "
@@ -1580,6 +1583,22 @@ store_csat_create(struct store *st, int64_t ticket_id, const char *token,
 	bind_text(s, 2, token);
 	sqlite3_bind_int64(s, 3, at);
 	return exec_done(st, s, "create survey");
+}
+
+int
+store_csat_rate_ticket(struct store *st, int64_t ticket_id, int score,
+    int64_t at)
+{
+	sqlite3_stmt *s = stmt(st, S_CSAT_RATE_TICKET);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, score);
+	sqlite3_bind_int64(s, 2, at);
+	sqlite3_bind_int64(s, 3, ticket_id);
+	if (exec_done(st, s, "rate") < 0)
+		return -1;
+	return sqlite3_changes(st->db) > 0;
 }
 
 int

@@ -556,6 +556,143 @@ test_missing_folder(void **state)
 	assert_null(dir);
 }
 
+/* ---- customer-facing chat forms ------------------------------------------ */
+
+#define CHAT_LINE_MAX	500
+#define TOM		"Tom & Jerry <x>"
+
+/* Each customer-facing template, and the words its chat form promises
+ * around the ref. */
+static const struct {
+	const char *name, *ref_in;
+} chat_customer[] = {
+	{ "ack", "opened request " REF " for it" },
+	{ "escalated", "passed your request " REF " to" },
+	{ "update", "update on " REF ":" },
+	{ "resolved", "resolved your request " REF "." },
+	{ "csat", "resolved your request " REF "." },
+	{ "too_large", "noted it under " REF "." },
+};
+
+/* 1 when line (up to its end) reads as a mail header: "Name: value". */
+static int
+header_like(const char *line)
+{
+	size_t n = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
+	    "tuvwxyz0123456789-");
+
+	return n > 0 && line[n] == ':';
+}
+
+/* What every customer chat text must be: no headers, plain, short lines. */
+static void
+check_chat_text(const char *name, const char *what, const struct rendered *r)
+{
+	const char *line = r->text;
+
+	if (r->n_headers != 0 || r->html != NULL)
+		fail_msg("%s.chat (%s): %zu headers, html %s", name, what,
+		    r->n_headers, r->html != NULL ? "set" : "NULL");
+	if (strncasecmp(r->text, "Subject:", 8) == 0 || header_like(r->text))
+		fail_msg("%s.chat (%s): opens with a header line:\n%s", name,
+		    what, r->text);
+	while (*line != '\0') {
+		size_t len = strcspn(line, "\n");
+
+		if (strncasecmp(line, "Subject:", 8) == 0)
+			fail_msg("%s.chat (%s): a Subject line:\n%s", name,
+			    what, r->text);
+		if (len > CHAT_LINE_MAX)
+			fail_msg("%s.chat (%s): a line of %zu chars", name,
+			    what, len);
+		line += len;
+		if (*line == '\n')
+			line++;
+	}
+	if (strchr(r->text, '\r') != NULL)
+		fail_msg("%s.chat (%s): a CR in the text", name, what);
+}
+
+/* With the sample values (no markup in them): plain text, ref in place. */
+static void
+test_chat_customer_plain(void **state)
+{
+	const struct tmplset *s = *state;
+
+	for (size_t i = 0; i < N_ELEMS(chat_customer); i++) {
+		const char *name = chat_customer[i].name;
+
+		for (int full = 1; full >= 0; full--) {
+			struct tmpl_vars *v = vars_for(name, full);
+			const char *error = NULL, *what = full ? "full" :
+			    "ref only";
+			struct rendered r;
+
+			if (tmplset_render(s, name, "chat", v, &r, &error) < 0)
+				fail_msg("render %s.chat: %s", name, error);
+			check_chat_text(name, what, &r);
+			if (strchr(r.text, '<') != NULL ||
+			    strchr(r.text, '>') != NULL)
+				fail_msg("%s.chat (%s): markup in plain text:\n%s",
+				    name, what, r.text);
+			if (strstr(r.text, "&amp;") != NULL ||
+			    strstr(r.text, "&lt;") != NULL ||
+			    strstr(r.text, "&#") != NULL)
+				fail_msg("%s.chat (%s): an HTML entity:\n%s",
+				    name, what, r.text);
+			if (strstr(r.text, chat_customer[i].ref_in) == NULL)
+				fail_msg("%s.chat (%s): no \"%s\" in:\n%s", name,
+				    what, chat_customer[i].ref_in, r.text);
+			rendered_release(&r);
+			tmpl_vars_free(&v);
+		}
+	}
+}
+
+/*
+ * Chat is plain text: values go out as they are, never HTML-escaped. The
+ * customer's name is set to TOM; no chat form shows customer.name, so
+ * every other variable but the ref holds TOM too, and each form shows at
+ * least one of them.
+ */
+static void
+test_chat_customer_unescaped(void **state)
+{
+	const struct tmplset *s = *state;
+
+	for (size_t i = 0; i < N_ELEMS(chat_customer); i++) {
+		const char *name = chat_customer[i].name;
+		const char *const *allowed = tmplset_vars(name);
+		struct tmpl_vars *v = tmpl_vars_new();
+		const char *error = NULL;
+		struct rendered r;
+
+		assert_non_null(allowed);
+		assert_non_null(v);
+		for (; *allowed != NULL; allowed++)
+			assert_int_equal(tmpl_vars_set(v, *allowed,
+			    strcmp(*allowed, "ticket.ref") == 0 ? REF : TOM),
+			    0);
+		assert_string_equal(tmpl_vars_get(v, "customer.name"), TOM);
+		if (tmplset_render(s, name, "chat", v, &r, &error) < 0)
+			fail_msg("render %s.chat: %s", name, error);
+		check_chat_text(name, "values " TOM, &r);
+		if (strstr(r.text, TOM) == NULL)
+			fail_msg("%s.chat: \"" TOM "\" not there as it is:\n%s",
+			    name, r.text);
+		if (strstr(r.text, "&amp;") != NULL ||
+		    strstr(r.text, "&lt;") != NULL ||
+		    strstr(r.text, "&gt;") != NULL ||
+		    strstr(r.text, "&#") != NULL)
+			fail_msg("%s.chat: HTML-escaped:\n%s", name, r.text);
+		if (strstr(r.text, chat_customer[i].ref_in) == NULL)
+			fail_msg("%s.chat: no \"%s\" in:\n%s", name,
+			    chat_customer[i].ref_in, r.text);
+		rendered_release(&r);
+		tmpl_vars_free(&v);
+	}
+}
+
 int
 main(void)
 {
@@ -569,6 +706,10 @@ main(void)
 		    setup_shipped, teardown_shipped),
 		cmocka_unit_test(test_broken_folders),
 		cmocka_unit_test(test_missing_folder),
+		cmocka_unit_test_setup_teardown(test_chat_customer_plain,
+		    setup_shipped, teardown_shipped),
+		cmocka_unit_test_setup_teardown(test_chat_customer_unescaped,
+		    setup_shipped, teardown_shipped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
