@@ -2,6 +2,7 @@
 #include "reply.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -176,25 +177,82 @@ separator(const char *s)
 	    strncasecmp(p, "Forwarded message", 17) == 0;
 }
 
-/* The first line of the quoted part, or l->n. */
-static size_t
-quote_start(const struct lines *l)
+static int
+has_digit(const char *s)
 {
+	return strpbrk(s, "0123456789") != NULL;
+}
+
+/*
+ * An attribution starting at line i: the number of lines it spans (1, or
+ * 2 when the client wrapped it), or 0. Real ones carry a date or a time:
+ * "On Friday the vendor wrote:" in an agent's own text is prose.
+ */
+static size_t
+attribution_at(const struct lines *l, size_t i, char *joined, size_t cap)
+{
+	const char *s = l->v[i];
+
+	if (attribution(s) && has_digit(s))
+		return 1;
+	/* "Erika <e@x> wrote:" right above the quote (K-9, Android). */
+	if (ends(s, "wrote:") && i + 1 < l->n && quoted(l->v[i + 1]))
+		return 1;
+	if (i + 1 < l->n && !blank(s) && !blank(l->v[i + 1]) &&
+	    strlen(s) + strlen(l->v[i + 1]) + 2 <= cap) {
+		size_t n = strlen(s);
+		memcpy(joined, s, n);
+		joined[n] = ' ';
+		strcpy(joined + n + 1, l->v[i + 1]);
+		if (attribution(joined) && has_digit(joined))
+			return 2;
+	}
+	return 0;
+}
+
+static int signature(const char *s);
+
+/* Some unquoted text of the writer's after line j, before a signature or
+ * the original message: the reply is below or between the quotes. */
+static int
+text_after(const struct lines *l, size_t j)
+{
+	for (size_t k = j; k < l->n; k++) {
+		const char *s = l->v[k];
+		if (signature(s) || separator(s) || outlook_block(l, k))
+			return 0;
+		if (!blank(s) && !quoted(s))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The first line of the quoted part (l->n: none). Attributions above an
+ * interleaved or bottom-posted quote are marked in drop[] instead: the
+ * writer's lines around the quote stay.
+ */
+static size_t
+quote_start(const struct lines *l, unsigned char *drop)
+{
+	char joined[2048];
+
 	for (size_t i = 0; i < l->n; i++) {
 		const char *s = l->v[i];
-		if (attribution(s) || separator(s) || outlook_block(l, i))
+		size_t span;
+		if (separator(s) || outlook_block(l, i))
 			return i;
-		/* An attribution wrapped over two lines by the client. */
-		if (i + 1 < l->n && (starts(s, "On ") || starts(s, "Am ") ||
-		    starts(s, "Le ")) && !blank(l->v[i + 1]) &&
-		    (ends(l->v[i + 1], "wrote:") ||
-		    ends(l->v[i + 1], "schrieb:") ||
-		    ends(l->v[i + 1], "a écrit :")) && i + 2 < l->n &&
-		    (quoted(l->v[i + 2]) || blank(l->v[i + 2])))
+		if ((span = attribution_at(l, i, joined, sizeof(joined))) == 0)
+			continue;
+		/* An original not marked with '>' (Yahoo, Outlook) runs to
+		 * the end; a '>' quote may have the writer's text after it. */
+		size_t next = i + span;
+		while (next < l->n && blank(l->v[next]))
+			next++;
+		if (next == l->n || !quoted(l->v[next]) || !text_after(l, next))
 			return i;
-		/* "Name <a@b> wrote:" right above the quote. */
-		if (ends(s, "wrote:") && i + 1 < l->n && quoted(l->v[i + 1]))
-			return i;
+		memset(drop + i, 1, span);
+		i += span - 1;
 	}
 	return l->n;
 }
@@ -219,16 +277,20 @@ signature(const char *s)
 	return 0;
 }
 
-/* Join lines [from, to) with LF, dropping ">" lines and outer blanks. */
+/* Join lines [from, to) with LF, dropping ">" lines, the lines marked in
+ * drop[] and outer blanks. */
 static char *
-join(const struct lines *l, size_t from, size_t to)
+join(const struct lines *l, const unsigned char *drop, size_t from,
+    size_t to)
 {
 	size_t len = 1;
 	char *out, *p;
 
-	while (from < to && blank(l->v[from]))
+	while (from < to && (blank(l->v[from]) || quoted(l->v[from]) ||
+	    drop[from]))
 		from++;
-	while (to > from && (blank(l->v[to - 1]) || quoted(l->v[to - 1])))
+	while (to > from && (blank(l->v[to - 1]) || quoted(l->v[to - 1]) ||
+	    drop[to - 1]))
 		to--;
 	for (size_t i = from; i < to; i++)
 		len += strlen(l->v[i]) + 1;
@@ -237,7 +299,7 @@ join(const struct lines *l, size_t from, size_t to)
 	*p = '\0';
 	for (size_t i = from; i < to; i++) {
 		/* Inline quoting: the agent's lines stay, the quote goes. */
-		if (quoted(l->v[i]))
+		if (quoted(l->v[i]) || drop[i])
 			continue;
 		size_t n = strlen(l->v[i]);
 		while (n > 0 && (l->v[i][n - 1] == ' ' ||
@@ -258,20 +320,23 @@ char *
 reply_strip(const char *body)
 {
 	struct lines l;
+	unsigned char *drop = NULL;
 	char *out = NULL;
 	size_t end;
 
-	if (split(body != NULL ? body : "", &l) < 0)
+	if (split(body != NULL ? body : "", &l) < 0 ||
+	    (drop = calloc(l.n + 1, 1)) == NULL)
 		goto out;
-	end = quote_start(&l);
+	end = quote_start(&l, drop);
 	for (size_t i = 0; i < end; i++) {
 		if (signature(l.v[i])) {
 			end = i;
 			break;
 		}
 	}
-	out = join(&l, 0, end);
+	out = join(&l, drop, 0, end);
 out:
+	free(drop);
 	lines_release(&l);
 	return out;
 }
@@ -296,11 +361,13 @@ command(const char *line, enum reply_verb *verb_r, const char **arg_r)
 		return 0;	/* "#1 priority" is text */
 	for (size_t v = 0; v < sizeof(verb_names) / sizeof(verb_names[0]);
 	    v++) {
+		/* "#resolve cause", and "#resolve: cause" as people write. */
 		if (strlen(verb_names[v]) == n &&
 		    strncasecmp(p, verb_names[v], n) == 0 &&
-		    (p[n] == '\0' || p[n] == ' ' || p[n] == '\t')) {
+		    (p[n] == '\0' || p[n] == ' ' || p[n] == '\t' ||
+		    p[n] == ':')) {
 			*verb_r = (enum reply_verb)v;
-			*arg_r = skip_space(p + n);
+			*arg_r = skip_space(p + n + (p[n] == ':'));
 			return 1;
 		}
 	}
