@@ -146,8 +146,8 @@ tell_resolved(struct store *st, const struct env *e, int64_t now,
 	unsigned char raw[16];
 	char token[2 * sizeof(raw) + 1], url[1024];
 
-	if (t->reply_url == NULL)
-		return 0;	/* no channel to the customer yet */
+	if (!outbound_reachable(t))
+		return 0;	/* no way to write to the customer */
 	if (crypto_random(raw, sizeof(raw)) < 0)
 		return -1;
 	crypto_hex(raw, sizeof(raw), token);

@@ -336,7 +336,8 @@ handle_valid(struct store *st, const struct env *e, int64_t now,
 		log_info("agent mail carried out", "agent=%s ticket=%lld "
 		    "commands=%zu relayed=%d", log_q(ag->name),
 		    (long long)t->id, p.n_commands, p.text[0] != '\0' &&
-		    find_command(&p, REPLY_NOTE) == NULL);
+		    find_command(&p, REPLY_NOTE) == NULL &&
+		    find_command(&p, REPLY_RESOLVE) == NULL);
 		rc = 0;
 		goto out;
 	}

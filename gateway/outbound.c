@@ -354,6 +354,13 @@ is_email(const struct ticket *t)
 }
 
 int
+outbound_reachable(const struct ticket *t)
+{
+	return t->reply_url != NULL || is_chat(t) || (is_email(t) &&
+	    strchr(t->customer_address, '@') != NULL);
+}
+
+int
 outbound_template(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *template,
     const char *const *extra, char *error, size_t error_len)

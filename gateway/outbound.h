@@ -26,6 +26,10 @@
 
 struct json_t;
 
+/* 1 when the ticket's customer can be written to: a webhook reply_url, a
+ * mail address, a chat account. */
+int outbound_reachable(const struct ticket *t);
+
 /*
  * Render `template` (ack, escalated, update ...) for the ticket's customer
  * and queue it. extra: more variables as name, value pairs, NULL-ended

@@ -150,7 +150,7 @@ update_due(const struct ticket *t, const struct sla_policy *pol,
 	int64_t anchor = t->level_since;
 
 	if (t->level < 2 || !active(t) || customer_update <= 0 ||
-	    t->reply_url == NULL)
+	    !outbound_reachable(t))
 		return 0;
 	if (t->last_public_at > anchor)
 		anchor = t->last_public_at;

@@ -443,17 +443,37 @@ dup_n(const char *p, size_t n)
 
 struct pick {
 	struct sender *s;
-	struct job *jobs;
+	struct job *jobs, **tail;	/* in queue order */
 	int failed;
+	int waiting;		/* due rows left for their recipient's turn */
 };
+
+/* A message about this ticket to this recipient is on its way. */
+static int
+busy(const struct job *list, const struct outbox_row *r)
+{
+	for (const struct job *j = list; j != NULL; j = j->next)
+		if (j->ticket_id == r->ticket_id &&
+		    strcmp(j->recipient, r->recipient) == 0 &&
+		    strcmp(j->channel, r->channel) == 0)
+			return 1;
+	return 0;
+}
 
 static int
 pick_row(const struct outbox_row *r, void *arg)
 {
 	struct pick *pk = arg;
-	struct job *j = calloc(1, sizeof(*j));
+	struct job *j;
 
-	if (j == NULL) {
+	/* One at a time per ticket and recipient, in queue order: a
+	 * customer reads `resolved` before `csat`, the ack before the reply.
+	 * The rest waits for the next pump, after this one finishes. */
+	if (busy(pk->s->jobs, r) || busy(pk->jobs, r)) {
+		pk->waiting = 1;
+		return 0;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		pk->failed = 1;
 		return 1;
 	}
@@ -469,8 +489,8 @@ pick_row(const struct outbox_row *r, void *arg)
 	j->template = r->template != NULL ? strdup(r->template) : NULL;
 	j->payload = dup_n(r->payload, r->payload_len);
 	j->payload_len = r->payload_len;
-	j->next = pk->jobs;
-	pk->jobs = j;
+	*pk->tail = j;
+	pk->tail = &j->next;
 	if (j->channel == NULL || j->recipient == NULL || j->identity == NULL ||
 	    j->payload == NULL) {
 		pk->failed = 1;
@@ -483,6 +503,8 @@ static void
 pump(struct sender *s)
 {
 	struct pick pk = { .s = s };
+
+	pk.tail = &pk.jobs;
 	int64_t now = clock_now(s->clock), at;
 	int room = SENDER_MAX_IN_FLIGHT - (int)s->n_jobs;
 	struct job *j, *next;
@@ -524,7 +546,9 @@ pump(struct sender *s)
 		int found = store_outbox_next_due(s->store, &at);
 		if (found < 0)
 			goto store_failed;
-		if (found && s->pump_timer == NULL)
+		/* Rows waiting for their recipient's turn go when the
+		 * message ahead of them finishes (finish kicks the pump). */
+		if (found && s->pump_timer == NULL && !(pk.waiting && at <= now))
 			pump_in(s, at > now ? (at - now) * 1000 : 0);
 	}
 	return;
