@@ -122,6 +122,7 @@ $(BUILD)/bench_sched: tests/bench/bench_sched.c $(BUILD)/libescalon.a
 bench: $(BIN) $(BUILD)/bench_sched
 	$(PYTHON) tests/bench/webhook_bench.py $(abspath $(BIN))
 	$(PYTHON) tests/bench/imap_bench.py $(abspath $(BIN))
+	$(PYTHON) tests/bench/chat_bench.py $(abspath $(BIN))
 	$(BUILD)/bench_sched $(BENCH_TICKETS)
 
 clean:
