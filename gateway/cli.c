@@ -159,6 +159,11 @@ show_text(const json_t *o, const struct ticket *t)
 	    time_text(t->due_next_update, b), time_text(t->due_resolution, d));
 	if (t->root_cause != NULL)
 		printf("  root cause: %s\n", t->root_cause);
+	json_t *csat = json_object_get(o, "csat");
+	if (json_is_object(csat))
+		printf("  rating: %lld of 5 (%s)\n", (long long)json_integer_value(
+		    json_object_get(csat, "score")), json_string_value(
+		    json_object_get(csat, "at")));
 	json_t *clocks = json_object_get(o, "clocks"), *cl;
 	const char *name;
 	json_object_foreach(clocks, name, cl) {

@@ -190,7 +190,7 @@ enum stmt_id {
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
 	S_DUE_IDS, S_REPORT_ROWS, S_M_TICKETS, S_M_ESCALATIONS, S_M_WARNINGS,
 	S_M_BREACHES, S_M_INBOUND, S_CSAT_CREATE, S_CSAT_FIND, S_CSAT_RATE,
-	S_CSAT_RATE_TICKET,
+	S_CSAT_RATE_TICKET, S_CSAT_OF,
 	S_COUNT
 };
 
@@ -350,6 +350,8 @@ static const char *const sql[S_COUNT] = {
 	[S_CSAT_CREATE] =
 	    "INSERT INTO csat (ticket_id, token, sent_at) VALUES (?, ?, ?)",
 	[S_CSAT_FIND] = "SELECT ticket_id FROM csat WHERE token = ?",
+	[S_CSAT_OF] = "SELECT score, answered_at FROM csat WHERE ticket_id = ? "
+	    "AND score IS NOT NULL ORDER BY answered_at DESC, id DESC LIMIT 1",
 	[S_CSAT_RATE_TICKET] = "UPDATE csat SET score = ?, answered_at = ? "
 	    "WHERE id = (SELECT max(id) FROM csat WHERE ticket_id = ?)",
 	[S_CSAT_RATE] =
@@ -1583,6 +1585,29 @@ store_csat_create(struct store *st, int64_t ticket_id, const char *token,
 	bind_text(s, 2, token);
 	sqlite3_bind_int64(s, 3, at);
 	return exec_done(st, s, "create survey");
+}
+
+int
+store_csat_of(struct store *st, int64_t ticket_id, int *score_r,
+    int64_t *at_r)
+{
+	sqlite3_stmt *s = stmt(st, S_CSAT_OF);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, ticket_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*score_r = sqlite3_column_int(s, 0);
+		*at_r = sqlite3_column_int64(s, 1);
+		rc = 1;
+	} else {
+		rc = rc == SQLITE_DONE ? 0 : fail(st, "get rating");
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc;
 }
 
 int

@@ -215,6 +215,9 @@ int store_csat_create(struct store *st, int64_t ticket_id, const char *token,
     int64_t at);
 int store_csat_rate(struct store *st, const char *token, int score,
     int64_t at, int64_t *ticket_id_r);
+/* The ticket's rating: 1 with score and when, 0 if it has none. */
+int store_csat_of(struct store *st, int64_t ticket_id, int *score_r,
+    int64_t *at_r);
 /* A rating by reply: the ticket's latest survey. 1, or 0 if it has none. */
 int store_csat_rate_ticket(struct store *st, int64_t ticket_id, int score,
     int64_t at);

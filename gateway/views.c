@@ -145,6 +145,16 @@ view_show(struct store *st, const struct env *e, const struct ticket *t)
 	    "first_response", view_time(t->due_first_response),
 	    "next_update", view_time(t->due_next_update),
 	    "resolution", view_time(t->due_resolution)));
+	int score, found;
+	int64_t rated_at;
+	if ((found = store_csat_of(st, t->id, &score, &rated_at)) < 0) {
+		json_decref(o);
+		json_decref(msgs);
+		json_decref(events);
+		return NULL;
+	}
+	json_object_set_new(o, "csat", found ? json_pack("{s:i, s:o}",
+	    "score", score, "at", view_time(rated_at)) : json_null());
 	json_object_set_new(o, "messages", msgs);
 	json_object_set_new(o, "events", events);
 	return o;

@@ -446,6 +446,8 @@ def test_resolve_by_mail_then_rating_by_reply(make_gateway, dovecot, sink,
                   "the csat event")
     (ev,) = [e for e in s["events"] if e["type"] == "csat"]
     assert ev["detail"].get("score") == 5, ev
+    assert s["csat"]["score"] == 5, s.get("csat")    # escalon show
+    assert "rating: 5 of 5" in g.ok("show", str(tid)).stdout
     rep = g.json("report", "--json")
     assert rep["csat"]["other"] == {"mean": 5.0, "count": 1}, rep["csat"]
 
