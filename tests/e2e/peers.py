@@ -95,8 +95,9 @@ class Dovecot:
     """A private Dovecot (IMAP + LMTP, plaintext) on free loopback ports,
     state and mail in a temp folder. User `support`, password `secret`."""
 
-    def __init__(self):
+    def __init__(self, extra_conf=""):
         self.user, self.group, self.uid, self.gid = _server_user()
+        self.extra_conf = extra_conf    # more dovecot.conf lines
         self.dir = tempfile.mkdtemp(prefix="escalon-dovecot-")
         os.chmod(self.dir, 0o755)
         self.imap_port = free_port()
@@ -161,6 +162,7 @@ service anvil {{
 service stats {{
   chroot =
 }}
+{self.extra_conf}
 """
         with open(self.conf, "w") as f:
             f.write(text)

@@ -496,3 +496,32 @@ def test_healthz_and_metrics_show_the_mailbox(make_gateway, dovecot, sink):
                                 timeout=5) as r:
         text = r.read().decode()
     assert 'escalon_child_restarts_total{child="mailbox:support"} 0' in text
+
+
+# -- a server without IDLE is polled every poll_interval -------------------
+
+def test_server_without_idle_is_polled(make_gateway, sink):
+    import json
+    import urllib.request
+    from peers import Dovecot
+    # Dovecot announcing no IDLE, as some servers do.
+    d = Dovecot(extra_conf="imap_capability = IMAP4rev1 LITERAL+ UIDPLUS")
+    d.start()
+    try:
+        g = started(make_gateway, d, sink, poll_interval="1s")
+        g.wait_log(r'state=polling', timeout=T)
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % g.port,
+                                    timeout=5) as r:
+            ch = json.loads(r.read())["channels"][0]
+        assert ch["state"] == "polling", ch
+        t0 = time.monotonic()
+        d.append(mail("Erika <erika@example.test>", SUPPORT,
+                      "Polled, not pushed", "No IDLE here.\n"))
+        wait_ticket(g, "Polled, not pushed")
+        took = time.monotonic() - t0
+        # Within one poll_interval (plus the fetch), not the default 60 s.
+        assert took < 5, took
+        wait_ack(sink, "erika@example.test")
+    finally:
+        d.stop()
+        d.cleanup()
