@@ -46,6 +46,8 @@
 #include <openssl/evp.h>
 #include <unicode/ucnv.h>
 
+#include "crypto.h"
+
 #define MIME_MAX_PARTS		1000		/* parts walked */
 #define MIME_MAX_DEPTH		32		/* multipart levels walked */
 #define MIME_MAX_HEADER		(256 * 1024)	/* header kept when truncated */
@@ -1492,18 +1494,6 @@ type_of(const struct mailmime_content *ct, char *out, size_t size)
 			*p += 'a' - 'A';
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* %XX-decoded s into out (RFC 2231 extended value). */
 static void
 pct_decode(struct buf *out, const char *s)
@@ -1512,8 +1502,8 @@ pct_decode(struct buf *out, const char *s)
 		size_t run = strcspn(s, "%");
 		buf_add(out, s, run);
 		s += run;
-		if (*s == '%' && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-			char c = (char)(hexval(s[1]) << 4 | hexval(s[2]));
+		if (*s == '%' && crypto_hexval(s[1]) >= 0 && crypto_hexval(s[2]) >= 0) {
+			char c = (char)(crypto_hexval(s[1]) << 4 | crypto_hexval(s[2]));
 			buf_add(out, &c, 1);
 			s += 3;
 		} else if (*s == '%') {

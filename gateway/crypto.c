@@ -56,8 +56,8 @@ crypto_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int
-unhex(char c)
+int
+crypto_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -81,7 +81,8 @@ crypto_signature_ok(const char *header, const char *secret, const void *body,
 	if (strlen(header) != 2 * CRYPTO_SHA256_LEN)
 		return 0;
 	for (int i = 0; i < CRYPTO_SHA256_LEN; i++) {
-		int hi = unhex(header[2 * i]), lo = unhex(header[2 * i + 1]);
+		int hi = crypto_hexval(header[2 * i]),
+		    lo = crypto_hexval(header[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return 0;
 		got[i] = (unsigned char)(hi << 4 | lo);

@@ -21,6 +21,8 @@ int crypto_equal(const void *a, const void *b, size_t len);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void crypto_hex(const unsigned char *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int crypto_hexval(char c);
 
 /*
  * 1 if header (e.g. "sha256=3f1a...") is the hex HMAC-SHA256 of body under
