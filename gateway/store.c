@@ -576,7 +576,8 @@ store_open(const char *path, unsigned flags, char **error_r)
 		/* WAL lets readers work while the core writes; NORMAL keeps
 		 * every commit across a process crash (not a power cut). */
 		if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL;"
-		    "PRAGMA synchronous = NORMAL;", NULL, NULL, NULL) !=
+		    "PRAGMA synchronous = NORMAL;"
+		    "PRAGMA wal_autocheckpoint = 16384;", NULL, NULL, NULL) !=
 		    SQLITE_OK) {
 			fail(st, "set WAL mode");
 			goto fail;

@@ -7,11 +7,11 @@ IMAP ingest benchmark.
 Starts a private Dovecot on loopback (tests/e2e/peers.py) and fills the
 support INBOX with N mails (default 10,000) of real-world shapes: plain
 text, multipart/alternative with HTML, HTML only, and a PDF-sized
-attachment, each from its own customer. Then it starts `escalon run` (an
-smtp section pointing at a port nobody listens on, so acks stay queued and
-nothing competes with the intake) and measures, from the gateway's start,
-how long until every mail is a committed ticket with its ack queued:
-messages/s. Then, with the gateway idle in IDLE, it appends LATENCY mails
+attachment, each from its own customer. Then it starts `escalon run` (its
+smtp section pointing at an SMTP sink, which takes the acks and the agents'
+notifications while the intake runs; --no-smtp points it at a closed port
+instead) and measures, from the gateway's start, how long until every mail
+is a committed ticket with its ack queued: messages/s. Then, with the gateway idle in IDLE, it appends LATENCY mails
 one at a time and measures append -> ticket committed (p50, p99), reading
 the store read-only.
 
@@ -114,10 +114,13 @@ def main():
     ap.add_argument("escalon")
     ap.add_argument("--mails", type=int, default=10_000)
     ap.add_argument("--latency", type=int, default=100)
+    ap.add_argument("--no-smtp", action="store_true",
+                    help="point smtp at a closed port: acks stay queued")
     args = ap.parse_args()
 
     dovecot = peers.Dovecot()
     dovecot.start()
+    sink = None if args.no_smtp else peers.Sink().start()
     root = tempfile.mkdtemp(prefix="escalon-imap-bench-")
     gw = None
     try:
@@ -132,7 +135,7 @@ def main():
         os.makedirs(os.path.join(root, "var"))
         conf = os.path.join(root, "escalon.conf")
         with open(conf, "w") as f:
-            f.write(peers.mailbox_config(dovecot, None, port))
+            f.write(peers.mailbox_config(dovecot, sink, port))
         db = os.path.join(root, "var", "escalon.db")
         t0 = time.monotonic()
         gw = subprocess.Popen([args.escalon, "-c", conf, "run"],
@@ -172,6 +175,8 @@ def main():
         if gw is not None:
             gw.send_signal(signal.SIGTERM)
             gw.wait(timeout=30)
+        if sink is not None:
+            sink.stop()
         dovecot.stop()
         dovecot.cleanup()
 
