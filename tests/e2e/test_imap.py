@@ -525,3 +525,49 @@ def test_server_without_idle_is_polled(make_gateway, sink):
     finally:
         d.stop()
         d.cleanup()
+
+
+# -- UIDVALIDITY changes: the folder is read again, nothing is doubled -----
+
+def test_uidvalidity_change_resyncs_without_doubles(make_gateway, dovecot,
+                                                    sink):
+    folder = "Support"
+    c = dovecot.connect(readonly=False)
+    assert c.create(folder)[0] == "OK"
+    c.logout()
+    mails = [mail("Cust %d <c%d@example.test>" % (i, i), SUPPORT,
+                  "Rebuilt folder %d" % i, "Mail %d.\n" % i)
+             for i in range(3)]
+    for raw in mails:
+        dovecot.append(raw, folder=folder)
+    g = make_gateway()
+    g.write_config(mailbox_config(dovecot, sink, g.port).replace(
+        'folder = "INBOX"', 'folder = "%s"' % folder))
+    g.start()
+    wait_until(lambda: len(g.tickets()) == 3, T, "three tickets")
+    for i in range(3):
+        wait_ack(sink, "c%d@example.test" % i)
+    assert g.stop() == 0, g.stderr()
+
+    # The folder is rebuilt (a server migration, a restore): same mails,
+    # new UIDs under a new UIDVALIDITY, and one mail that is really new.
+    c = dovecot.connect(readonly=False)
+    before = c.status(folder, "(UIDVALIDITY)")[1][0]
+    assert c.delete(folder)[0] == "OK"
+    assert c.create(folder)[0] == "OK"
+    after = c.status(folder, "(UIDVALIDITY)")[1][0]
+    c.logout()
+    assert before != after, (before, after)
+    for raw in mails + [mail("New <new@example.test>", SUPPORT,
+                             "Rebuilt folder new", "Really new.\n")]:
+        dovecot.append(raw, folder=folder)
+    g.start()
+    wait_ticket(g, "Rebuilt folder new")
+    g.wait_log(r"UIDVALIDITY changed", timeout=T)
+    assert sorted(t["subject"] for t in g.tickets()) == sorted(
+        ["Rebuilt folder %d" % i for i in range(3)] + ["Rebuilt folder new"])
+    for t in g.tickets():
+        assert len(ins(g, t["id"])) == 1, g.show(t["id"])
+    wait_ack(sink, "new@example.test")
+    for i in range(3):
+        assert len(acks_to(sink, "c%d@example.test" % i)) == 1
