@@ -392,12 +392,26 @@ on_ping(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *arg)
 	return 1;
 }
 
+/* Why libstrophe refused the server's certificate (one account a process,
+ * and its handler takes no argument). */
+static char cert_refused[160];
+
+static int
+on_certfail(const xmpp_tlscert_t *cert, const char *const errormsg)
+{
+	(void)cert;
+	snprintf(cert_refused, sizeof(cert_refused), "the server's "
+	    "certificate is not trusted: %s", errormsg != NULL ? errormsg :
+	    "no reason given");
+	return 0;	/* refuse: tls_verify = no or a ca_file lets it pass */
+}
+
 static void
 on_connection(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
     xmpp_stream_error_t *stream_error, void *arg)
 {
 	struct xmpp_child *c = arg;
-	char detail[128];
+	char detail[200];
 
 	(void)stream_error;
 	if (event == XMPP_CONN_CONNECT) {
@@ -414,9 +428,12 @@ on_connection(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
 		    "catching up from the archive" : "connected");
 		return;
 	}
-	snprintf(detail, sizeof(detail), "%s (error %d)",
-	    event == XMPP_CONN_FAIL ? "cannot connect or log in" :
-	    "disconnected", error);
+	if (cert_refused[0] != '\0')
+		snprintf(detail, sizeof(detail), "%s", cert_refused);
+	else
+		snprintf(detail, sizeof(detail), "%s (error %d)",
+		    event == XMPP_CONN_FAIL ? "cannot connect or log in" :
+		    "disconnected", error);
 	c->online = 0;
 	c->lost = 1;
 	status(c, "down", detail);
@@ -507,6 +524,8 @@ connect_account(struct xmpp_child *c)
 		return;
 	}
 	xmpp_conn_set_flags(c->conn, flags);
+	cert_refused[0] = '\0';
+	xmpp_conn_set_certfail_handler(c->conn, on_certfail);
 	if (c->ca_file != NULL)
 		xmpp_conn_set_cafile(c->conn, c->ca_file);
 	xmpp_conn_set_jid(c->conn, full);

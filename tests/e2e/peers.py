@@ -36,6 +36,7 @@ from conftest import REPO, free_port, wait_until
 DOVECOT = "/usr/sbin/dovecot"
 SETPRIV = "/usr/bin/setpriv"
 DOVECOT_START_TIMEOUT = 10
+OPENSSL = "/usr/bin/openssl"
 
 
 # -- Dovecot ---------------------------------------------------------------
@@ -91,17 +92,63 @@ def wait_port(port, timeout, proc=None, what="server", log=None,
         time.sleep(0.02)
 
 
+def make_cert(folder, cn="localhost", dns=("localhost",),
+              ips=("127.0.0.1",), days=1, name="server", uid=None,
+              gid=None):
+    """A self-signed certificate and its key (RSA 2048, no passphrase,
+    `days` days) made with openssl in folder: (cert path, key path). The
+    subjectAltName lists dns names and ips; the certificate is its own CA
+    (basicConstraints CA:TRUE), so it can be given as a ca_file. With
+    uid/gid (as root) the files are handed to that user (a server that
+    reads them unprivileged)."""
+    os.makedirs(folder, exist_ok=True)
+    cert = os.path.join(folder, name + ".crt")
+    key = os.path.join(folder, name + ".key")
+    san = ",".join(["DNS:%s" % d for d in dns] + ["IP:%s" % i for i in ips])
+    cmd = [OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+           "-keyout", key, "-out", cert, "-days", str(days),
+           "-subj", "/CN=%s" % cn]
+    if san:
+        cmd += ["-addext", "subjectAltName=" + san]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, "openssl req: %d\n%s%s" % (
+        p.returncode, p.stdout, p.stderr)
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o600)
+    if uid is not None and os.geteuid() == 0:
+        for f in (cert, key):
+            os.chown(f, uid, gid)
+    return cert, key
+
+
 class Dovecot:
     """A private Dovecot (IMAP + LMTP, plaintext) on free loopback ports,
-    state and mail in a temp folder. User `support`, password `secret`."""
+    state and mail in a temp folder. User `support`, password `secret`.
 
-    def __init__(self, extra_conf=""):
+    tls=True: a self-signed certificate (made with openssl, for CN
+    localhost with the subjectAltNames cert_dns and cert_ips; cert_path is
+    the file to give as a ca_file), `ssl = yes` (STARTTLS offered on
+    imap_port) and an imaps listener on imaps_port; tls="required":
+    `ssl = required` (no login without TLS). The helper methods (append,
+    count ...) then log in over imaps, trusting that certificate."""
+
+    def __init__(self, extra_conf="", tls=False, cert_dns=("localhost",),
+                 cert_ips=("127.0.0.1",)):
         self.user, self.group, self.uid, self.gid = _server_user()
         self.extra_conf = extra_conf    # more dovecot.conf lines
         self.dir = tempfile.mkdtemp(prefix="escalon-dovecot-")
         os.chmod(self.dir, 0o755)
         self.imap_port = free_port()
         self.lmtp_port = free_port()
+        self.tls = tls
+        self.imaps_port = None
+        self.cert_path = self.key_path = None
+        if tls:
+            self.imaps_port = free_port()
+            self.cert_path, self.key_path = make_cert(
+                os.path.join(self.dir, "tls"), cn="localhost",
+                dns=cert_dns, ips=cert_ips)
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.users_file = os.path.join(self.dir, "users")
         self.log_path = os.path.join(self.dir, "dovecot.log")
@@ -116,13 +163,21 @@ class Dovecot:
     # -- config --
     def _write_config(self):
         d, u, g = self.dir, self.user, self.group
+        if self.tls:
+            ssl = (f"ssl = {'required' if self.tls == 'required' else 'yes'}"
+                   f"\nssl_cert = <{self.cert_path}"
+                   f"\nssl_key = <{self.key_path}")
+            imaps = f"address = 127.0.0.1\n    port = {self.imaps_port}"
+        else:
+            ssl = "ssl = no"
+            imaps = "port = 0"
         text = f"""\
 protocols = imap lmtp
 listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {u}
@@ -147,7 +202,7 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 service lmtp {{
@@ -204,6 +259,9 @@ service stats {{
                   self._why, greeting=b"* OK")
         wait_port(self.lmtp_port, timeout, self.proc, "dovecot (lmtp)",
                   self._why)
+        if self.imaps_port:
+            wait_port(self.imaps_port, timeout, self.proc, "dovecot (imaps)",
+                      self._why)
         self.started_in = time.monotonic() - t0
         return self
 
@@ -251,6 +309,13 @@ service stats {{
         except FileNotFoundError:
             return ""
 
+    def logins(self, user="support"):
+        """The imap-login "Login:" lines of user in the log (each names
+        how: "TLS" when the session was encrypted)."""
+        return [ln for ln in self.log().splitlines()
+                if "imap-login: " in ln and
+                " Login: user=<%s>" % user in ln]
+
     def _why(self):
         out = ""
         try:
@@ -263,8 +328,16 @@ service stats {{
 
     # -- IMAP, as a mail client --
     def connect(self, user="support", folder=None, readonly=True):
-        """A logged-in imaplib.IMAP4 (folder selected when given)."""
-        c = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=30)
+        """A logged-in imaplib.IMAP4 (folder selected when given); over
+        imaps, trusting cert_path, when the server has TLS."""
+        if self.tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.cert_path)
+            ctx.check_hostname = False      # the chain is what matters here
+            c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port,
+                                  ssl_context=ctx, timeout=30)
+        else:
+            c = imaplib.IMAP4("127.0.0.1", self.imap_port, timeout=30)
         c.login(user, self.users[user])
         if folder is not None:
             typ, data = c.select(_quote(folder), readonly=readonly)
@@ -384,6 +457,7 @@ class Got:
     def __init__(self, mail_from, rcpts, raw):
         self.mail_from = mail_from
         self.rcpts = list(rcpts)
+        self.tls = False        # the Sink sets it: STARTTLS was used
         self.raw = raw
         self.msg = email.message_from_bytes(raw, policy=email.policy.default)
         self.at = time.monotonic()
@@ -412,12 +486,30 @@ class Sink:
     """An SMTP server on a fixed loopback port that keeps every message
     (parsed, and the raw bytes); can refuse recipients (`refuse`, a set of
     addresses answered 550). stop() and start() may be called again: it
-    comes back on the same port, keeping what it received."""
+    comes back on the same port, keeping what it received.
 
-    def __init__(self, port=None):
+    tls=True: STARTTLS with a self-signed certificate (openssl, CN
+    localhost, subjectAltNames cert_dns and cert_ips; cert_path is the file
+    to give as a ca_file), and STARTTLS required before MAIL (as
+    `aiosmtpd --tlscert/--tlskey` does). Each Got has .tls: whether its
+    session was encrypted."""
+
+    def __init__(self, port=None, tls=False, cert_dns=("localhost",),
+                 cert_ips=("127.0.0.1",)):
         import aiosmtpd.controller
         self._controller_class = aiosmtpd.controller.Controller
         self.port = port or free_port()
+        self.tls = tls
+        self.dir = self.cert_path = self.key_path = None
+        self.tls_context = None
+        if tls:
+            import ssl
+            self.dir = tempfile.mkdtemp(prefix="escalon-sink-")
+            self.cert_path, self.key_path = make_cert(
+                self.dir, cn="localhost", dns=cert_dns, ips=cert_ips)
+            self.tls_context = ssl.create_default_context(
+                ssl.Purpose.CLIENT_AUTH)
+            self.tls_context.load_cert_chain(self.cert_path, self.key_path)
         self.mails = []         # (rcpt_tos, EmailMessage), oldest first
         self.got = []           # Got, oldest first
         self.refuse = set()
@@ -435,6 +527,7 @@ class Sink:
             async def handle_DATA(self, server, session, envelope):
                 g = Got(envelope.mail_from, envelope.rcpt_tos,
                         envelope.original_content)
+                g.tls = session.ssl is not None
                 with sink.lock:
                     sink.got.append(g)
                     sink.mails.append((g.rcpts, g.msg))
@@ -444,8 +537,11 @@ class Sink:
         self.controller = self._new_controller()
 
     def _new_controller(self):
+        kw = {}
+        if self.tls:
+            kw = {"tls_context": self.tls_context, "require_starttls": True}
         c = self._controller_class(self.handler, hostname="127.0.0.1",
-                                   port=self.port)
+                                   port=self.port, **kw)
         c._escalon_fresh = True
         return c
 
@@ -477,6 +573,12 @@ class Sink:
 
     def running(self):
         return getattr(self.controller, "_thread", None) is not None
+
+    def cleanup(self):
+        """Stop, and remove the certificate folder (tls)."""
+        self.stop()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def all(self):
         """Every Got so far, oldest first."""
@@ -623,10 +725,16 @@ class Prosody:
 
     stanza_size_limit raises c2s_stanza_size_limit (Prosody's default is
     256 KiB) so hostile stanzas reach the gateway; set_stanza_limit()
-    changes it for the next (re)start. debug=True logs at debug level."""
+    changes it for the next (re)start. debug=True logs at debug level.
+
+    tls=True: module "tls" with a self-signed certificate for the domain
+    (certs/DOMAIN.crt and .key, made with openssl: CN and subjectAltName
+    DNS:DOMAIN; cert_path is the file to give as a ca_file) and
+    c2s_require_encryption = true (no login without STARTTLS). A
+    ChatCustomer on such a server uses STARTTLS, trusting that cert."""
 
     def __init__(self, stanza_size_limit=None, domain=XMPP_DOMAIN,
-                 debug=False):
+                 debug=False, tls=False):
         self.user, self.group, self.uid, self.gid = _server_user()
         self.dir = tempfile.mkdtemp(prefix="escalon-prosody-")
         os.chmod(self.dir, 0o755)
@@ -643,6 +751,12 @@ class Prosody:
         self.started_in = None      # seconds the last start took
         for d in ("data", "certs"):
             os.mkdir(os.path.join(self.dir, d))
+        self.tls = tls
+        self.cert_path = self.key_path = None
+        if tls:
+            self.cert_path, self.key_path = make_cert(
+                os.path.join(self.dir, "certs"), cn=domain, dns=(domain,),
+                ips=(), name=domain)
         self._write_config()
 
     @property
@@ -659,6 +773,8 @@ class Prosody:
         if self.stanza_size_limit:
             limit = "c2s_stanza_size_limit = %d\n" % self.stanza_size_limit
         level = "debug" if self.debug else "info"
+        tls_module = '; "tls"' if self.tls else ""
+        require = "true" if self.tls else "false"
         text = f"""\
 -- escalon e2e: a private Prosody
 pidfile = "{d}/prosody.pid"
@@ -669,11 +785,11 @@ local_interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {self.c2s_port} }}
 c2s_direct_tls_ports = {{}}
 legacy_ssl_ports = {{}}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "mam"; "offline" }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "mam"; "offline"{tls_module} }}
 modules_disabled = {{ "s2s" }}
 authentication = "internal_hashed"
 storage = "internal"
-c2s_require_encryption = false
+c2s_require_encryption = {require}
 allow_unencrypted_plain_auth = true
 allow_registration = false
 default_archive_policy = true
@@ -886,7 +1002,8 @@ class Chat:
 
 class ChatCustomer:
     """A person in a chat client: slixmpp (1.8.3) logged in over plaintext
-    to prosody as user@domain, run in its own thread with its own asyncio
+    (STARTTLS trusting prosody.cert_path when prosody.tls) to prosody as
+    user@domain, run in its own thread with its own asyncio
     loop. Sends initial presence (so messages to the bare JID reach it),
     keeps every message stanza it receives (Chat, oldest first), and logs
     in again by itself when the server goes away (auto_reconnect).
@@ -897,6 +1014,8 @@ class ChatCustomer:
                  presence=True, auto_reconnect=True):
         self.port = getattr(prosody, "c2s_port", prosody)
         self.domain = getattr(prosody, "domain", XMPP_DOMAIN)
+        self.tls = bool(getattr(prosody, "tls", False))
+        self.ca_file = getattr(prosody, "cert_path", None)
         self.user = user
         self.jid = "%s@%s" % (user, self.domain)
         self.full_jid = "%s/%s" % (self.jid, resource)
@@ -941,6 +1060,9 @@ class ChatCustomer:
             self.full_jid, self.password,
             plugin_config={"feature_mechanisms": {"unencrypted_plain": True}})
         x.loop = loop
+        if self.tls and self.ca_file:
+            from pathlib import Path
+            x.ca_certs = Path(self.ca_file)
         x.register_plugin("xep_0030")
         x.register_plugin("xep_0313")       # MAM, for mam()
         x.register_plugin("xep_0199")       # answers pings
@@ -977,8 +1099,12 @@ class ChatCustomer:
             self.events.append((time.monotonic(), what))
 
     def _connect(self):
-        self.xmpp.connect(("127.0.0.1", self.port), force_starttls=False,
-                          disable_starttls=True)
+        if self.tls:
+            self.xmpp.connect(("127.0.0.1", self.port), force_starttls=True,
+                              disable_starttls=False)
+        else:
+            self.xmpp.connect(("127.0.0.1", self.port), force_starttls=False,
+                              disable_starttls=True)
 
     def _retry_later(self, delay=0.3):
         if not self._closing and self.auto_reconnect:
