@@ -2,8 +2,10 @@
 #
 #   make            build ./escalon
 #   make run        install what is missing, build, run on etc/escalon.conf
-#   make test       install what is missing, build, unit + end-to-end tests
+#   make test       install what is missing, build, unit + end-to-end tests,
+#                   then each fuzz target FUZZ_CI_SECONDS
 #   make asan       the same tests under AddressSanitizer + UBSan
+#   make fuzz       each libFuzzer target FUZZ_SECONDS (tests/fuzz/README)
 #   make valgrind   unit tests under valgrind
 #   make deps       apt-get what is missing (nothing when all is there)
 #
@@ -18,7 +20,7 @@ DEB_BUILD = build-essential pkg-config libconfuse-dev libsqlite3-dev \
             libstrophe-dev
 DEB_TEST  = libcmocka-dev python3 python3-pytest python3-aiosmtpd curl \
             wrk chromium dovecot-imapd dovecot-lmtpd swaks mutt \
-            prosody python3-slixmpp
+            prosody python3-slixmpp clang libclang-rt-14-dev
 DEB_ALL   = $(DEB_BUILD) $(DEB_TEST)
 
 CC       ?= cc
@@ -84,8 +86,13 @@ unit: $(UNITS)
 e2e: $(BIN)
 	ESCALON_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/e2e
 
+# `make run` needs the build packages only; `make test` also installs the
+# test servers (Dovecot, Prosody), which on a machine with systemd start
+# system services on ports 143 and 5222 (the tests never use those).
+DEPS ?= $(DEB_ALL)
+
 deps:
-	@missing=$$(for p in $(DEB_ALL) $(EXTRA_DEBS); do \
+	@missing=$$(for p in $(DEPS) $(EXTRA_DEBS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	    grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -96,14 +103,19 @@ deps:
 	        -o DPkg::Lock::Timeout=600 $$missing; \
 	fi
 
-run: deps
+run:
+	$(MAKE) deps DEPS="$(DEB_BUILD)"
 	$(MAKE) all
 	./escalon -c $(CONFIG) run
+
+# CI fuzzes each parser of outside input for FUZZ_CI_SECONDS.
+FUZZ_CI_SECONDS ?= 20
 
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 
 asan:
 	$(MAKE) deps
@@ -125,7 +137,58 @@ bench: $(BIN) $(BUILD)/bench_sched
 	$(PYTHON) tests/bench/chat_bench.py $(abspath $(BIN))
 	$(BUILD)/bench_sched $(BENCH_TICKETS)
 
+# libFuzzer targets, one per parser of outside input (tests/fuzz/README):
+# each runs FUZZ_SECONDS on its seeds (the mail corpus too, for mime) and
+# a corpus of its own in build-fuzz/corpus/; a finding fails the target
+# and leaves its reproducer in build-fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 30
+FUZZ_TIMEOUT ?= 10
+FUZZ_CORPUS  ?= ../shared/corpus/mail
+FUZZ_CC      ?= clang
+FUZZ_BUILD    = build-fuzz
+FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -g -O1
+FUZZ_TARGETS  = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS     = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIBOBJS  = $(LIBSRCS:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_ENV      = UBSAN_OPTIONS=print_stacktrace=1 \
+                $(if $(wildcard tests/fuzz/lsan.supp),LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_FLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/libescalon.a: $(FUZZ_LIBOBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libescalon.a
+	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_FLAGS) -DFUZZ_TOP='"$(CURDIR)"' \
+	    $(LDFLAGS) -o $@ $< $(FUZZ_BUILD)/libescalon.a $(ALL_LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@fail=0; start=$$(date +%s); \
+	for t in $(FUZZ_TARGETS); do \
+	    corpus=$(FUZZ_BUILD)/corpus/$$t; art=$(FUZZ_BUILD)/artifacts/$$t; \
+	    log=$(FUZZ_BUILD)/$$t.log; extra=; \
+	    mkdir -p $$corpus $$art; \
+	    if [ $$t = mime ] && [ -d $(FUZZ_CORPUS) ]; then \
+	        extra=$(FUZZ_CORPUS); fi; \
+	    if $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -print_final_stats=1 \
+	        -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+	        -artifact_prefix=$$art/ $$corpus tests/fuzz/seeds/$$t \
+	        $$extra >$$log 2>&1; then st=ok; \
+	    else st=FAILED; fail=$$((fail+1)); fi; \
+	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	    rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+	    echo "fuzz: $$t $$st runs=$${runs:-?} exec/s=$${rate:-?} log=$$log"; \
+	    if [ $$st != ok ]; then grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|fuzz_)' $$log | head -8; fi; \
+	done; \
+	echo "fuzz: $$fail of $(words $(FUZZ_TARGETS)) targets failed, $$(( $$(date +%s) - start ))s"; \
+	test $$fail -eq 0
+
 clean:
-	rm -rf build build-asan escalon
+	rm -rf build build-asan build-fuzz escalon
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

@@ -68,6 +68,7 @@
 #include <confuse.h>
 
 #include "conf.h"
+#include "rules.h"
 
 #include "calendar.h"
 
@@ -1497,6 +1498,10 @@ check_match(struct load *ld, cfg_t *sec, unsigned idx, const char *m)
 	if (op[0] == '~') {
 		regex_t re;
 		char why[256];
+		const char *costly = rules_regex_too_costly(value);
+		if (costly != NULL)
+			return fail_key(ld, sec, "match", idx, "regex \"%s\" in "
+			    "match \"%s\": %s", value, m, costly);
 		int rc = regcomp(&re, value, REG_EXTENDED | REG_NOSUB |
 		    (op[1] == '*' ? REG_ICASE : 0));
 

@@ -302,6 +302,12 @@ parse_cond(const char *rule, const char *m, struct cond *c, char **error_r)
 		return 0;
 	}
 	flags = REG_EXTENDED | REG_NOSUB | (oplen == 2 ? REG_ICASE : 0);
+	const char *costly = rules_regex_too_costly(value);
+	if (costly != NULL) {
+		*error_r = msg("rule \"%s\": regex \"%s\" in match \"%s\": %s",
+		    rule, value, m, costly);
+		return -1;
+	}
 	if ((rc = regcomp(&c->re, value, flags)) != 0) {
 		regerror(rc, &c->re, why, sizeof(why));
 		*error_r = msg("rule \"%s\": bad regex \"%s\" in match \"%s\": "
@@ -316,6 +322,67 @@ parse_cond(const char *rule, const char *m, struct cond *c, char **error_r)
 		free(wrapped);
 	}
 	return 0;
+}
+
+#define REGEX_MAX_BOUND 100	/* {m,n}: n at most */
+#define REGEX_MAX_BOUNDS 4	/* {m,n} in one pattern */
+
+/* The number in "{12,34}" at p ('{'), the larger one; -1 if none. */
+static long
+bound_of(const char *p, const char **end_r)
+{
+	long max = -1;
+
+	for (p++; *p != '\0' && *p != '}'; p++) {
+		if (*p >= '0' && *p <= '9') {
+			long v = strtol(p, (char **)&p, 10);
+			if (v > max)
+				max = v;
+			p--;
+		}
+	}
+	*end_r = *p == '}' ? p : p - 1;
+	return max;
+}
+
+const char *
+rules_regex_too_costly(const char *pattern)
+{
+	int after_repeat = 0, bounds = 0;
+
+	for (const char *p = pattern; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			after_repeat = 0;
+			continue;
+		}
+		if (*p == '[') {	/* a bracket expression: no operators */
+			const char *q = p + 1 + (p[1] == '^');
+			q += *q == ']';
+			while (*q != '\0' && *q != ']')
+				q++;
+			p = *q != '\0' ? q : q - 1;
+			after_repeat = 0;
+			continue;
+		}
+		if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+			if (after_repeat)
+				return "a repetition of a repetition (like \"a++\" "
+				    "or \"(x)**\") makes the regex too costly";
+			if (*p == '{') {
+				if (++bounds > REGEX_MAX_BOUNDS)
+					return "more than 4 {m,n} bounds make the "
+					    "regex too costly";
+				if (bound_of(p, &p) > REGEX_MAX_BOUND)
+					return "a {m,n} bound over 100 makes the "
+					    "regex too costly";
+			}
+			after_repeat = 1;
+			continue;
+		}
+		after_repeat = 0;
+	}
+	return NULL;
 }
 
 static void

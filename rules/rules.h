@@ -71,6 +71,14 @@
 
 #include <stddef.h>
 
+/*
+ * NULL when pattern is fine to compile, else why not. glibc's regcomp
+ * copies a pattern's tree for every repetition, so a repetition of a
+ * repetition ("(a)++++", "a**") or a large bound ("a{1000}") takes
+ * gigabytes and seconds; such patterns are refused (check and run alike).
+ */
+const char *rules_regex_too_costly(const char *pattern);
+
 /* The most bytes of one field (or one tag) a regex condition examines. */
 #define RULES_REGEX_MAX		(64 * 1024)
 

@@ -880,6 +880,35 @@ test_severity_rank(void **state)
 	assert_int_equal(rules_severity_rank(NULL), -1);
 }
 
+/* Patterns glibc's regcomp would spend gigabytes on are refused; the
+ * ones people write pass. (The fuzzer found "(a)++++..." at 3.9 GB.) */
+static void
+test_costly_regex(void **state)
+{
+	static const char *const costly[] = {
+		"(a)++++++++++++++++++++++++++++++", "a**", "x+*", "(ab)?+",
+		"a{2}{3}", "a{1000}", "a{1,200}", "a{1}b{1}c{1}d{1}e{1}",
+		"^j*****", "a+?",
+	};
+	static const char *const fine[] = {
+		"outage|down|cannot log ?in", "^re: .*\\[ESC-[0-9]+\\]",
+		"[*+?]+", "a\\++", "(ab)+c*", "x{2,5}", "[]*]+", "[^]+]*",
+		"\\**", "",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(costly) / sizeof(costly[0]); i++) {
+		const char *why = rules_regex_too_costly(costly[i]);
+		if (why == NULL)
+			fail_msg("\"%s\" passed", costly[i]);
+		assert_non_null(strstr(why, "too costly"));
+	}
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
+		if (rules_regex_too_costly(fine[i]) != NULL)
+			fail_msg("\"%s\" refused: %s", fine[i],
+			    rules_regex_too_costly(fine[i]));
+}
+
 int
 main(void)
 {
@@ -894,6 +923,7 @@ main(void)
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_domain_of),
 		cmocka_unit_test(test_severity_rank),
+		cmocka_unit_test(test_costly_regex),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
