@@ -109,7 +109,7 @@ run:
 	./escalon -c $(CONFIG) run
 
 # CI fuzzes each parser of outside input for FUZZ_CI_SECONDS.
-FUZZ_CI_SECONDS ?= 20
+FUZZ_CI_SECONDS ?= 30
 
 test: deps
 	$(MAKE) all
