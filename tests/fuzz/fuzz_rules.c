@@ -146,7 +146,9 @@ cond_parse(struct cond *c, const char *text)
 	if (c->value == op + oplen || *c->value == '\0')
 		return;
 	if (c->op == OP_RE) {
-		if (regcomp(&c->re, c->value, REG_EXTENDED | REG_NOSUB |
+		/* rules.h refuses what glibc would take gigabytes for. */
+		if (rules_regex_too_costly(c->value) != NULL ||
+		    regcomp(&c->re, c->value, REG_EXTENDED | REG_NOSUB |
 		    (icase ? REG_ICASE : 0)) != 0)
 			return;
 		c->has_re = 1;
