@@ -172,6 +172,10 @@ fuzz: $(FUZZ_BINS)
 	    corpus=$(FUZZ_BUILD)/corpus/$$t; art=$(FUZZ_BUILD)/artifacts/$$t; \
 	    log=$(FUZZ_BUILD)/$$t.log; extra=; \
 	    mkdir -p $$corpus $$art; \
+	    if [ -d tests/fuzz/crashes/$$t ] && ! $(FUZZ_ENV) \
+	        $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/crashes/$$t/* >$$log 2>&1; \
+	    then echo "fuzz: $$t FAILED a regression case (tests/fuzz/crashes/$$t)"; \
+	        fail=$$((fail+1)); continue; fi; \
 	    if [ $$t = mime ] && [ -d $(FUZZ_CORPUS) ]; then \
 	        extra=$(FUZZ_CORPUS); fi; \
 	    if $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -print_final_stats=1 \
