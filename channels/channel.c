@@ -54,6 +54,28 @@ inbound_msg_free(struct inbound_msg **mp)
 	*mp = NULL;
 }
 
+static int
+set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = value != NULL ? strdup(value) : NULL;
+	return value == NULL || *field != NULL ? 0 : -1;
+}
+
+int
+inbound_msg_claim(struct inbound_msg *m, enum channel_kind channel,
+    const char *source, const char *queue)
+{
+	int mail = channel == CHANNEL_EMAIL;
+
+	m->channel = channel;
+	return set_str(&m->source, source) | set_str(&m->queue, queue) |
+	    set_str(&m->dedupe_scope, mail ? "email" : "chat") |
+	    set_str(&m->from_scope, mail ? "email" : "xmpp") |
+	    set_str(&m->severity, NULL) | set_str(&m->reply_url, NULL) |
+	    set_str(&m->thread_key, NULL);
+}
+
 /* --- the message as bytes ------------------------------------------- */
 
 enum tag {

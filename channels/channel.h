@@ -105,6 +105,15 @@ int inbound_msg_pack(const struct inbound_msg *m, char **buf_r,
 struct inbound_msg *inbound_msg_unpack(const char *buf, size_t len,
     const char **why_r);
 
+/*
+ * What a message of a mailbox or chat account is, as the core decides it
+ * (a child parses hostile input and is trusted no further): its channel,
+ * source, queue and scopes ("email"/"email", "chat"/"xmpp"); the fields
+ * only webhooks may set are cleared. 0, or -1 when out of memory.
+ */
+int inbound_msg_claim(struct inbound_msg *m, enum channel_kind channel,
+    const char *source, const char *queue);
+
 /* 1 when s[0..len) is valid UTF-8 without NUL. */
 int utf8_valid(const char *s, size_t len);
 

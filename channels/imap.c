@@ -1,17 +1,14 @@
 /* imap: the mailbox child. See imap.h. */
 #include "imap.h"
 
-#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libetpan/libetpan.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -30,7 +27,7 @@
 #define START_MAX (1u << 20)
 
 struct settings {
-	char *name, *host, *user, *password, *folder, *address, *queue;
+	char *name, *host, *user, *password, *folder, *address;
 	char *ca_file, *source;
 	int port, tls_verify;
 	enum { TLS_NONE, TLS_STARTTLS, TLS_TLS } tls;
@@ -89,16 +86,16 @@ parse_start(struct imap_child *c, const char *payload, size_t len)
 	json_error_t jerr;
 	json_t *o = json_loadb(payload, len, 0, &jerr);
 	const char *name, *host, *tls, *user, *password, *folder, *address;
-	const char *queue, *ca_file = NULL, *checkpoint = NULL;
+	const char *ca_file = NULL, *checkpoint = NULL;
 	json_int_t port, poll_interval, max_msg, max_att;
 	int verify, rc = -1;
 	struct settings *s = &c->s;
 
 	if (o == NULL || json_unpack(o, "{s:s, s:s, s:I, s:s, s:b, s?s, s:s, "
-	    "s:s, s:s, s:s, s:s, s:I, s:I, s:I, s?s}", "name", &name, "host",
+	    "s:s, s:s, s:s, s:I, s:I, s:I, s?s}", "name", &name, "host",
 	    &host, "port", &port, "tls", &tls, "tls_verify", &verify,
 	    "ca_file", &ca_file, "user", &user, "password", &password,
-	    "folder", &folder, "address", &address, "queue", &queue,
+	    "folder", &folder, "address", &address,
 	    "poll_interval", &poll_interval, "max_message_size", &max_msg,
 	    "max_attachment_size", &max_att, "checkpoint", &checkpoint) < 0)
 		goto out;
@@ -108,7 +105,6 @@ parse_start(struct imap_child *c, const char *payload, size_t len)
 	s->password = strdup(password);
 	s->folder = strdup(folder);
 	s->address = strdup(address);
-	s->queue = strdup(queue);
 	s->ca_file = dup_or_null(ca_file);
 	s->port = (int)port;
 	s->tls_verify = verify;
@@ -127,7 +123,7 @@ parse_start(struct imap_child *c, const char *payload, size_t len)
 	 * mail: only what nobody has read yet becomes tickets. */
 	c->only_unseen = c->validity == 0;
 	rc = s->name && s->host && s->user && s->password && s->folder &&
-	    s->address && s->queue && s->source ? 0 : -1;
+	    s->address && s->source ? 0 : -1;
 out:
 	json_decref(o);
 	return rc;
@@ -142,7 +138,6 @@ settings_release(struct settings *s)
 	free(s->password);
 	free(s->folder);
 	free(s->address);
-	free(s->queue);
 	free(s->ca_file);
 	free(s->source);
 }
@@ -415,12 +410,8 @@ send_mail(struct imap_child *c, const char *raw, size_t len,
 	} else if (m->truncated) {
 		m->raw_size = (int64_t)len;
 	}
-	free(m->source);
-	free(m->queue);
-	m->source = strdup(c->s.source);
-	m->queue = strdup(c->s.queue);
-	if (m->source == NULL || m->queue == NULL ||
-	    inbound_msg_pack(m, &buf, &blen) < 0)
+	/* Source, queue and scopes are the core's to set. */
+	if (inbound_msg_pack(m, &buf, &blen) < 0)
 		goto out;
 	childlink_send(&c->link, FRAME_MSG, buf, blen);
 	rc = 0;

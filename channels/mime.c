@@ -43,7 +43,6 @@
 #include <libetpan/libetpan.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
-#include <openssl/evp.h>
 #include <unicode/ucnv.h>
 
 #include "crypto.h"
@@ -1502,8 +1501,10 @@ pct_decode(struct buf *out, const char *s)
 		size_t run = strcspn(s, "%");
 		buf_add(out, s, run);
 		s += run;
-		if (*s == '%' && crypto_hexval(s[1]) >= 0 && crypto_hexval(s[2]) >= 0) {
-			char c = (char)(crypto_hexval(s[1]) << 4 | crypto_hexval(s[2]));
+		int hi = *s == '%' ? crypto_hexval(s[1]) : -1;
+		int lo = hi >= 0 ? crypto_hexval(s[2]) : -1;
+		if (lo >= 0) {
+			char c = (char)(hi << 4 | lo);
 			buf_add(out, &c, 1);
 			s += 3;
 		} else if (*s == '%') {
@@ -2295,18 +2296,16 @@ html_to_text(struct norm *n, const char *html)
 static char *
 sha256_key(struct norm *n, const char *raw, size_t len)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char *key;
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char *key = malloc(7 + 2 * CRYPTO_SHA256_LEN + 1);
 
-	if (EVP_Digest(raw, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    (key = malloc(7 + 2 * (size_t)mdlen + 1)) == NULL) {
+	if (key == NULL || crypto_sha256(raw, len, md) < 0) {
+		free(key);
 		n->oom = 1;
 		return NULL;
 	}
 	memcpy(key, "sha256:", 7);
-	for (unsigned int i = 0; i < mdlen; i++)
-		snprintf(key + 7 + 2 * i, 3, "%02x", md[i]);
+	crypto_hex(md, sizeof(md), key + 7);
 	return key;
 }
 

@@ -225,8 +225,8 @@ hand_over(struct xmpp_child *c, xmpp_stanza_t *msg, const char *archive_id)
 			    "error=%s", log_q(c->source), why);
 		return;
 	}
-	m->source = strdup(c->source);
-	if (m->source == NULL || inbound_msg_pack(m, &buf, &len) < 0) {
+	/* Source, queue and scopes are the core's to set. */
+	if (inbound_msg_pack(m, &buf, &len) < 0) {
 		log_error("chat message not handed over", "child=%s error=%s",
 		    log_q(c->source), "out of memory");
 		inbound_msg_free(&m);

@@ -13,16 +13,6 @@
 #include "outbound.h"
 #include "reply.h"
 
-static const struct conf_agent *
-agent_of(const struct conf *c, const char *address)
-{
-	for (size_t i = 0; address != NULL && i < c->n_agents; i++)
-		if (c->agents[i].email != NULL &&
-		    strcasecmp(c->agents[i].email, address) == 0)
-			return &c->agents[i];
-	return NULL;
-}
-
 /* --- the token --------------------------------------------------------- */
 
 struct row_check {
@@ -101,24 +91,12 @@ token_ticket(struct store *st, const struct env *e,
 static int64_t
 ticket_named(struct store *st, const struct inbound_msg *m)
 {
-	const char *tag = m->subject != NULL ? strstr(m->subject, "[ESC-") :
-	    NULL;
-	int64_t id = 0;
+	int64_t id = ticket_subject_tag(m->subject);
 
-	if (tag != NULL) {	/* "[ESC-12]": the ref ends at ']' */
-		char ref[24];
-		size_t n = strcspn(tag + 1, "]");
-		if (n < sizeof(ref)) {
-			memcpy(ref, tag + 1, n);
-			ref[n] = '\0';
-			if (ticket_parse_ref(ref, &id) == 0)
-				return id;
-		}
-	}
-	if (m->in_reply_to != NULL &&
-	    store_thread_find(st, "mail", m->in_reply_to, &id) == 1)
-		return id;
-	return 0;
+	if (id == 0 && m->in_reply_to != NULL &&
+	    store_thread_find(st, "mail", m->in_reply_to, &id) != 1)
+		id = 0;
+	return id;
 }
 
 /* --- recording ------------------------------------------------------------ */
@@ -361,7 +339,7 @@ agentmail_handle(struct store *st, const struct env *e, int64_t now,
     const struct inbound_msg *m, struct ingest_result *r)
 {
 	const struct conf_agent *ag = m->channel == CHANNEL_EMAIL ?
-	    agent_of(e->conf, m->from_address) : NULL;
+	    conf_agent_by_email(e->conf, m->from_address) : NULL;
 	struct ticket t = { 0 };
 	int64_t id = 0;
 	int rc, found;

@@ -311,12 +311,6 @@ child_send(struct child *c, int type, const void *payload, size_t len)
 	return 0;
 }
 
-const char *
-child_name(const struct child *c)
-{
-	return c->label;
-}
-
 uint64_t
 child_serial(const struct child *c)
 {

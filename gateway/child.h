@@ -43,7 +43,6 @@ void child_free(struct child **cp);
 /* Queue a frame to the child. 0, or -1 (not running, or out of memory). */
 int child_send(struct child *c, int type, const void *payload, size_t len);
 
-const char *child_name(const struct child *c);	/* "mailbox:support" */
 unsigned child_restarts(const struct child *c);
 /* Which spawn runs now: unique across all children of the core, so an
  * answer meant for a process that is gone never reaches its successor. */

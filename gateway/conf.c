@@ -1960,6 +1960,18 @@ conf_webhook(const struct conf *c, const char *name)
 	FIND(c->webhooks, c->n_webhooks, name, name);
 }
 
+const struct conf_mailbox *
+conf_mailbox(const struct conf *c, const char *name)
+{
+	FIND(c->mailboxes, c->n_mailboxes, name, name);
+}
+
+const struct conf_xmpp *
+conf_xmpp(const struct conf *c, const char *name)
+{
+	FIND(c->xmpps, c->n_xmpps, name, name);
+}
+
 const struct conf_queue *
 conf_queue(const struct conf *c, const char *name)
 {

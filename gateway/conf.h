@@ -157,6 +157,9 @@ void conf_free(struct conf **confp);
 
 /* Look-ups by name; NULL when absent. */
 const struct conf_webhook *conf_webhook(const struct conf *c, const char *name);
+const struct conf_mailbox *conf_mailbox(const struct conf *c,
+    const char *name);
+const struct conf_xmpp *conf_xmpp(const struct conf *c, const char *name);
 const struct conf_queue *conf_queue(const struct conf *c, const char *name);
 const struct conf_team *conf_team(const struct conf *c, const char *name);
 const struct conf_agent *conf_agent(const struct conf *c, const char *name);

@@ -15,13 +15,23 @@
 #include "mime.h"
 #include "store.h"
 
+/* The mailbox called name; NULL name: the first one. */
 static const struct conf_mailbox *
 mailbox_named(const struct conf *c, const char *name)
 {
-	for (size_t i = 0; i < c->n_mailboxes; i++)
-		if (name == NULL || strcmp(c->mailboxes[i].name, name) == 0)
-			return &c->mailboxes[i];
-	return NULL;
+	if (name == NULL)
+		return c->n_mailboxes > 0 ? &c->mailboxes[0] : NULL;
+	return conf_mailbox(c, name);
+}
+
+/* m is mail of mailbox mb. 0, or -1 when out of memory. */
+static int
+claim(struct inbound_msg *m, const struct conf_mailbox *mb)
+{
+	char source[256];
+
+	snprintf(source, sizeof(source), "mailbox:%s", mb->name);
+	return inbound_msg_claim(m, CHANNEL_EMAIL, source, mb->queue);
 }
 
 /*
@@ -191,12 +201,7 @@ deliver_main(struct env *e, int argc, char **argv)
 	}
 	if (m->truncated)
 		m->raw_size = (int64_t)total;
-	free(m->source);
-	free(m->queue);
-	if (asprintf(&m->source, "mailbox:%s", mb->name) < 0)
-		m->source = NULL;
-	m->queue = strdup(mb->queue);
-	if (m->source == NULL || m->queue == NULL) {
+	if (claim(m, mb) < 0) {
 		rc = tempfail("out of memory", NULL);
 		goto out;
 	}
@@ -230,13 +235,7 @@ deliver_unpack(const struct conf *c, const char *mailbox,
 	if (m == NULL)
 		return NULL;
 	/* The gateway's config decides where a mailbox's mail goes. */
-	free(m->source);
-	free(m->queue);
-	m->channel = CHANNEL_EMAIL;
-	if (asprintf(&m->source, "mailbox:%s", mb->name) < 0)
-		m->source = NULL;
-	m->queue = strdup(mb->queue);
-	if (m->source == NULL || m->queue == NULL) {
+	if (claim(m, mb) < 0) {
 		inbound_msg_free(&m);
 		*why_r = "out of memory";
 	}

@@ -43,28 +43,6 @@ state_event(struct store *st, int64_t id, int64_t at, enum ticket_state from,
 	    ticket_state_name(to), "why", why));
 }
 
-/* "[ESC-12]" anywhere in a subject -> 12. */
-static int64_t
-subject_tag(const char *subject)
-{
-	const char *p = subject;
-	int64_t id;
-
-	while (p != NULL && (p = strstr(p, "[ESC-")) != NULL) {
-		char buf[24];
-		const char *end = strchr(p, ']');
-		size_t n = end != NULL ? (size_t)(end - p - 1) : 0;
-		if (end != NULL && n < sizeof(buf)) {
-			memcpy(buf, p + 1, n);
-			buf[n] = '\0';
-			if (ticket_parse_ref(buf, &id) == 0)
-				return id;
-		}
-		p += 5;
-	}
-	return 0;
-}
-
 /* 1 and *id_r when m belongs to an existing ticket, 0 when not, -1. */
 static int
 find_thread(struct store *st, const struct inbound_msg *m, int64_t *id_r)
@@ -89,7 +67,7 @@ find_thread(struct store *st, const struct inbound_msg *m, int64_t *id_r)
 		if ((rc = store_thread_find(st, MAIL_SCOPE, m->references[i],
 		    id_r)) != 0)
 			return rc;
-	int64_t tagged = m->subject != NULL ? subject_tag(m->subject) : 0;
+	int64_t tagged = ticket_subject_tag(m->subject);
 	if (tagged > 0) {
 		struct ticket t;
 		rc = store_ticket_get(st, tagged, &t);
@@ -190,11 +168,7 @@ is_ours(const struct conf *c, const char *addr)
 	for (size_t i = 0; i < c->n_mailboxes; i++)
 		if (same_mailbox(addr, c->mailboxes[i].address))
 			return 1;
-	for (size_t i = 0; i < c->n_agents; i++)
-		if (c->agents[i].email != NULL &&
-		    strcasecmp(addr, c->agents[i].email) == 0)
-			return 1;
-	return 0;
+	return conf_agent_by_email(c, addr) != NULL;
 }
 
 /* The people a customer copied in stay on the ticket (RT's Cc). */
@@ -239,9 +213,12 @@ rule_events(struct store *st, int64_t id, int64_t now,
 	return 0;
 }
 
+/* A new ticket for m; on success *into (released first) is the stored
+ * ticket, ready for the answer. */
 static int
 new_ticket(struct store *st, const struct env *e, int64_t now,
-    const struct inbound_msg *m, int64_t linked_to, struct ingest_result *r)
+    const struct inbound_msg *m, int64_t linked_to, struct ticket *into,
+    struct ingest_result *r)
 {
 	const struct conf *c = e->conf;
 	const char *sev = m->severity != NULL ? m->severity : "normal";
@@ -319,6 +296,9 @@ new_ticket(struct store *st, const struct env *e, int64_t now,
 		goto out;
 	r->ticket_id = t.id;
 	r->created = 1;
+	ticket_release(into);
+	*into = saved;
+	saved = (struct ticket){ 0 };
 	rc = 0;
 out:
 	ticket_release(&saved);
@@ -564,7 +544,7 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		}
 	}
 	if ((!found || fresh) && new_ticket(st, e, now, m, fresh ? id : 0,
-	    r) < 0)
+	    &t, r) < 0)
 		goto out;
 	struct message msg = {
 		.ticket_id = r->ticket_id,
@@ -591,23 +571,19 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		    a->data) < 0)
 			goto out;
 	}
-	/* The team (or the assignee) hears what the customer wrote. */
+	/* t is the ticket as stored: the new one, or the follow-up's. The
+	 * team (or the assignee) hears what the customer wrote. */
 	if (tell_team) {
 		const char *extra[] = { "message.body", msg.body, NULL };
-		ticket_release(&t);
-		if (store_ticket_get(st, r->ticket_id, &t) != 1 ||
-		    outbound_team(st, e, now, &t, "agent_reply", extra,
+		if (outbound_team(st, e, now, &t, "agent_reply", extra,
 		    r->error, sizeof(r->error)) < 0)
 			goto out;
 	}
 	/* Answered once the message is stored: the answer threads to it. */
-	if (r->created || (m->truncated && !m->auto_submitted)) {
-		ticket_release(&t);
-		if (store_ticket_get(st, r->ticket_id, &t) != 1 ||
-		    answer_sender(st, e, now, &t, m, r->created ? "ack" : NULL,
-		    r) < 0)
-			goto out;
-	}
+	if ((r->created || (m->truncated && !m->auto_submitted)) &&
+	    answer_sender(st, e, now, &t, m, r->created ? "ack" : NULL,
+	    r) < 0)
+		goto out;
 	rc = 0;
 out:
 	if (rc < 0 && r->error[0] == '\0') {

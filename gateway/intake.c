@@ -168,13 +168,13 @@ fail:
 static const char *
 queue_of(const struct conf *c, const struct source_child *x)
 {
-	for (size_t i = 0; x->kind == KIND_MAILBOX && i < c->n_mailboxes; i++)
-		if (strcmp(c->mailboxes[i].name, x->name) == 0)
-			return c->mailboxes[i].queue;
-	for (size_t i = 0; x->kind == KIND_XMPP && i < c->n_xmpps; i++)
-		if (strcmp(c->xmpps[i].name, x->name) == 0)
-			return c->xmpps[i].queue;
-	return "general";	/* not reached: x is of this conf */
+	const struct conf_mailbox *mb = x->kind == KIND_MAILBOX ?
+	    conf_mailbox(c, x->name) : NULL;
+	const struct conf_xmpp *xa = x->kind == KIND_XMPP ?
+	    conf_xmpp(c, x->name) : NULL;
+
+	/* x is of this conf: one of the two is there. */
+	return mb != NULL ? mb->queue : xa != NULL ? xa->queue : "general";
 }
 
 /* A message of x not stored: its next checkpoint must not pass it. */
@@ -185,32 +185,6 @@ msg_done(const struct ingest_result *r, void *arg)
 
 	if (r->failed)
 		x->unstored = 1;
-}
-
-static int
-set_str(char **field, const char *value)
-{
-	free(*field);
-	*field = value != NULL ? strdup(value) : NULL;
-	return value == NULL || *field != NULL ? 0 : -1;
-}
-
-/*
- * The core, not the child, decides what a message of this source is: its
- * channel, scopes and queue; a child has no say in the webhook-only
- * fields. (The child parses hostile input; it is trusted no further.)
- */
-static int
-claim(struct source_child *x, struct inbound_msg *m)
-{
-	int mail = x->kind == KIND_MAILBOX;
-
-	m->channel = mail ? CHANNEL_EMAIL : CHANNEL_CHAT;
-	return set_str(&m->source, x->source) | set_str(&m->queue,
-	    queue_of(x->in->conf, x)) | set_str(&m->dedupe_scope, mail ?
-	    "email" : "chat") | set_str(&m->from_scope, mail ? "email" :
-	    "xmpp") | set_str(&m->severity, NULL) | set_str(&m->reply_url,
-	    NULL) | set_str(&m->thread_key, NULL);
 }
 
 static void
@@ -226,7 +200,9 @@ on_msg(struct source_child *x, const char *payload, size_t len)
 		x->unstored = 1;
 		return;
 	}
-	if (claim(x, m) < 0 ||
+	/* The core, not the child, decides what a message of x is. */
+	if (inbound_msg_claim(m, x->kind == KIND_MAILBOX ? CHANNEL_EMAIL :
+	    CHANNEL_CHAT, x->source, queue_of(x->in->conf, x)) < 0 ||
 	    ingest_batch_add(x->in->host.batch, m, msg_done, x) < 0) {
 		log_error("message dropped from the batch: out of memory",
 		    "child=%s", log_q(x->source));

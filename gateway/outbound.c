@@ -128,13 +128,11 @@ ticket_vars(const struct ticket *t)
 static const char *
 from_address(const struct conf *c, const struct ticket *t)
 {
-	const char *name = t->source != NULL &&
-	    strncmp(t->source, "mailbox:", 8) == 0 ? t->source + 8 : NULL;
+	const struct conf_mailbox *mb = t->source != NULL &&
+	    strncmp(t->source, "mailbox:", 8) == 0 ?
+	    conf_mailbox(c, t->source + 8) : NULL;
 
-	for (size_t i = 0; name != NULL && i < c->n_mailboxes; i++)
-		if (strcmp(c->mailboxes[i].name, name) == 0)
-			return c->mailboxes[i].address;
-	return c->smtp.from;
+	return mb != NULL ? mb->address : c->smtp.from;
 }
 
 /* In-Reply-To the customer's last mail; References up to ten of them. */
@@ -465,18 +463,25 @@ outbound_notify(struct store *st, const struct conf *c, int64_t now,
 	return rc;
 }
 
-/* The tokened address agents reply to: local+ID.TOKEN@domain. */
+/*
+ * The tokened address agents reply to, local+ID.TOKEN@domain, at a
+ * mailbox escalon reads: the ticket's own, else the first one (a webhook
+ * or chat ticket), else the smtp address.
+ */
 static void
-reply_address(const struct env *e, int64_t ticket_id, char *out, size_t len)
+reply_address(const struct env *e, const struct ticket *t, char *out,
+    size_t len)
 {
-	const char *addr = e->conf->n_mailboxes > 0 ?
-	    e->conf->mailboxes[0].address : e->conf->smtp.from;
+	const struct conf *c = e->conf;
+	const char *addr = t->source != NULL &&
+	    strncmp(t->source, "mailbox:", 8) == 0 ? from_address(c, t) :
+	    c->n_mailboxes > 0 ? c->mailboxes[0].address : c->smtp.from;
 	const char *at = strrchr(addr, '@');
 	char token[MAIL_TOKEN_LEN + 1];
 
-	mail_token(ticket_id, e->secret, token);
+	mail_token(t->id, e->secret, token);
 	snprintf(out, len, "%.*s+%lld.%s@%s", at != NULL ?
-	    (int)(at - addr) : (int)strlen(addr), addr, (long long)ticket_id,
+	    (int)(at - addr) : (int)strlen(addr), addr, (long long)t->id,
 	    token, mail_domain(addr));
 }
 
@@ -508,7 +513,7 @@ queue_agent_mail(struct store *st, const struct env *e, int64_t now,
 	    ag->display_name : ag->name);
 	set_var(v, "agent.email", ag->email);
 	if (t != NULL) {
-		reply_address(e, t->id, reply, sizeof(reply));
+		reply_address(e, t, reply, sizeof(reply));
 		set_var(v, "reply.address", reply);
 	}
 	for (size_t k = 0; extra != NULL && extra[k] != NULL; k += 2)

@@ -58,6 +58,27 @@ ticket_parse_ref(const char *s, int64_t *id_r)
 	return 0;
 }
 
+int64_t
+ticket_subject_tag(const char *subject)
+{
+	const char *p = subject;
+	int64_t id;
+
+	while (p != NULL && (p = strstr(p, "[ESC-")) != NULL) {
+		char buf[24];
+		const char *end = strchr(p, ']');
+		size_t n = end != NULL ? (size_t)(end - p - 1) : 0;
+		if (end != NULL && n < sizeof(buf)) {
+			memcpy(buf, p + 1, n);
+			buf[n] = '\0';
+			if (ticket_parse_ref(buf, &id) == 0)
+				return id;
+		}
+		p += 5;
+	}
+	return 0;
+}
+
 /* Every string field, in one list: ticket_own and ticket_release agree. */
 #define TICKET_STRINGS(t) { &(t)->severity, &(t)->queue, &(t)->team, \
 	&(t)->sla, &(t)->ladder, &(t)->channel, &(t)->source, \

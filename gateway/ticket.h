@@ -97,6 +97,8 @@ int ticket_severity_valid(const char *name);
 
 /* "ESC-12" or "12" -> 12; -1 if neither. */
 int ticket_parse_ref(const char *s, int64_t *id_r);
+/* The first "[ESC-N]" tag in a subject: N, or 0 (none, or NULL). */
+int64_t ticket_subject_tag(const char *subject);
 
 /* Replace t's borrowed strings by heap copies (ticket_release frees). */
 int ticket_own(struct ticket *t);

@@ -122,7 +122,77 @@ def make_cert(folder, cn="localhost", dns=("localhost",),
     return cert, key
 
 
-class Dovecot:
+class _Daemon:
+    """What the test servers share: a process of its own (its own process
+    group) started in self.dir, its output in self.out_path, its log in
+    self.log_path; subclasses give argv() and start()."""
+
+    proc = None
+    _out = None
+
+    def _spawn(self):
+        self._out = open(self.out_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._out,
+                                     cwd=self.dir, start_new_session=True)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=5):
+        """SIGTERM by pid, wait; SIGKILL (the whole process group) after
+        timeout seconds. Returns the exit code; the data stays."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children of the master (Dovecot's imap, auth ...) go with it:
+        # nobody may still hold the ports before a restart.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        return self.proc.returncode
+
+    def restart(self):
+        """Stop and start again: same ports, same data."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        if self.running():
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def _why(self):
+        """The tail of its output and its log, for a failure message."""
+        out = ""
+        try:
+            with open(self.out_path, errors="replace") as f:
+                out = f.read()
+        except FileNotFoundError:
+            pass
+        return ":\n" + out[-3000:] + self.log()[-3000:]
+
+
+class Dovecot(_Daemon):
     """A private Dovecot (IMAP + LMTP, plaintext) on free loopback ports,
     state and mail in a temp folder. User `support`, password `secret`.
 
@@ -152,6 +222,7 @@ class Dovecot:
         self.conf = os.path.join(self.dir, "dovecot.conf")
         self.users_file = os.path.join(self.dir, "users")
         self.log_path = os.path.join(self.dir, "dovecot.log")
+        self.out_path = os.path.join(self.dir, "dovecot.stdout")
         self.users = {}
         self.proc = None
         self.started_in = None      # seconds the last start took
@@ -251,10 +322,7 @@ service stats {{
     def start(self, timeout=DOVECOT_START_TIMEOUT):
         assert not self.running(), "dovecot already running"
         t0 = time.monotonic()
-        self._out = open(os.path.join(self.dir, "dovecot.stdout"), "ab")
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._out,
-                                     cwd=self.dir, start_new_session=True)
+        self._spawn()
         wait_port(self.imap_port, timeout, self.proc, "dovecot (imap)",
                   self._why, greeting=b"* OK")
         wait_port(self.lmtp_port, timeout, self.proc, "dovecot (lmtp)",
@@ -265,66 +333,12 @@ service stats {{
         self.started_in = time.monotonic() - t0
         return self
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=5):
-        """SIGTERM by pid, wait; SIGKILL (the whole process group) after
-        timeout seconds. Returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except OSError:
-                    self.proc.kill()
-                self.proc.wait()
-        # Its children (imap, auth ...) go with the master; make sure no
-        # one still holds the ports before a restart.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self._out.close()
-        return self.proc.returncode
-
-    def restart(self):
-        """Stop and start again: same ports, same mail."""
-        self.stop()
-        return self.start()
-
-    def cleanup(self):
-        if self.running():
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
     def logins(self, user="support"):
         """The imap-login "Login:" lines of user in the log (each names
         how: "TLS" when the session was encrypted)."""
         return [ln for ln in self.log().splitlines()
                 if "imap-login: " in ln and
                 " Login: user=<%s>" % user in ln]
-
-    def _why(self):
-        out = ""
-        try:
-            with open(os.path.join(self.dir, "dovecot.stdout"),
-                      errors="replace") as f:
-                out = f.read()
-        except FileNotFoundError:
-            pass
-        return ":\n" + out[-3000:] + self.log()[-3000:]
 
     # -- IMAP, as a mail client --
     def connect(self, user="support", folder=None, readonly=True):
@@ -716,7 +730,7 @@ _AUTH_LINE = re.compile(r"\b(c2s[0-9a-f]+)\s+info\s+Authenticated as (\S+)")
 _GONE_LINE = re.compile(r"\b(c2s[0-9a-f]+)\s+info\s+Client disconnected")
 
 
-class Prosody:
+class Prosody(_Daemon):
     """A private Prosody on a free loopback c2s port: plaintext, no s2s,
     VirtualHost example.test, internal storage in a temp folder (kept over
     restarts). Modules: roster, saslauth, disco, ping, mam (every message
@@ -835,65 +849,13 @@ VirtualHost "{self.domain}"
     def start(self, timeout=PROSODY_START_TIMEOUT):
         assert not self.running(), "prosody already running"
         t0 = time.monotonic()
-        self._out = open(self.out_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=self._out,
-                                     cwd=self.dir, start_new_session=True)
+        self._spawn()
         wait_port(self.c2s_port, timeout, self.proc, "prosody (c2s)",
                   self._why)
         self.started_in = time.monotonic() - t0
         return self
 
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=5):
-        """SIGTERM by pid, wait; SIGKILL after timeout seconds. Returns the
-        exit code. The data (accounts, archive, offline) stays."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except OSError:
-                    self.proc.kill()
-                self.proc.wait()
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        return self.proc.returncode
-
-    def restart(self):
-        """Stop and start again: same port, same accounts and messages."""
-        self.stop()
-        return self.start()
-
-    def cleanup(self):
-        if self.running():
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
     # -- what it says --
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def _why(self):
-        out = ""
-        try:
-            with open(self.out_path, errors="replace") as f:
-                out = f.read()
-        except FileNotFoundError:
-            pass
-        return ":\n" + out[-3000:] + self.log()[-3000:]
-
     def wait_log(self, pattern, timeout=20, since=0):
         """Wait for a log line (after offset since) matching the regex;
         returns the line."""
@@ -1341,3 +1303,31 @@ ladder "default" {{
 }}
 queue "general" {{ team = "tier1"  sla = "standard"  ladder = "default" }}
 {extra}"""
+
+
+# -- what a gateway holds (shared by the channel tests) ---------------------
+
+def with_subject(g, token):
+    """The tickets whose subject contains token."""
+    return [t for t in g.tickets() if token in (t.get("subject") or "")]
+
+
+def wait_ticket(g, token, timeout=30):
+    """Wait for exactly one ticket whose subject has token; return it."""
+    found = wait_until(lambda: with_subject(g, token), timeout,
+                       lambda: "no ticket with %r in its subject: %r\n%s"
+                       % (token, g.tickets(), g.stderr()[-3000:]))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def ins(g, tid):
+    """The customer's messages on ticket tid."""
+    return [m for m in g.show(tid)["messages"] if m["direction"] == "in"]
+
+
+def wait_ins(g, tid, n, timeout=30):
+    """Wait until ticket tid holds n customer messages; return them."""
+    return wait_until(lambda: (lambda m: m if len(m) == n else None)(
+        ins(g, tid)), timeout, lambda: "ticket %s: %d `in` messages, want "
+        "%d: %r" % (tid, len(ins(g, tid)), n, g.show(tid)["messages"]))

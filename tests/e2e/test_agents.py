@@ -24,6 +24,7 @@ import pytest
 from conftest import wait_until
 from peers import (bare_id, chat_config, chat_customer,  # noqa: F401
                    dovecot, mail, mailbox_config, message_id, prosody, sink)
+from peers import with_subject, wait_ticket
 
 SUPPORT = "support@example.test"
 ERIKA = "erika@example.test"
@@ -181,17 +182,6 @@ def started(make_gateway, dovecot, sink, extra=""):
     return g.start()
 
 
-def with_subject(g, token):
-    return [t for t in g.tickets() if token in (t.get("subject") or "")]
-
-
-def wait_ticket(g, token, timeout=T):
-    """Wait for exactly one ticket whose subject has token; return it."""
-    found = wait_until(lambda: with_subject(g, token), timeout,
-                       lambda: "no ticket with %r in its subject: %r\n%s"
-                       % (token, g.tickets(), g.stderr()[-3000:]))
-    assert len(found) == 1, found
-    return found[0]
 
 
 def events(g, tid, kind):

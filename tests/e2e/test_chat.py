@@ -15,6 +15,7 @@ import urllib.request
 from conftest import wait_until
 from peers import (SUPPORT_JID, chat_config, chat_customer,  # noqa: F401
                    prosody)
+from peers import with_subject, wait_ticket, ins, wait_ins
 
 SUPPORT = SUPPORT_JID
 ERIKA = "erika@example.test"
@@ -34,29 +35,8 @@ def started(make_gateway, prosody, online=True, **kw):
     return g
 
 
-def with_subject(g, token):
-    """The tickets whose subject contains token."""
-    return [t for t in g.tickets() if token in (t.get("subject") or "")]
 
 
-def wait_ticket(g, token, timeout=T):
-    """Wait for exactly one ticket whose subject has token; return it."""
-    found = wait_until(lambda: with_subject(g, token), timeout,
-                       lambda: "no ticket with %r in its subject: %r"
-                       % (token, g.tickets()))
-    assert len(found) == 1, found
-    return found[0]
-
-
-def ins(g, tid):
-    return [m for m in g.show(tid)["messages"] if m["direction"] == "in"]
-
-
-def wait_ins(g, tid, n, timeout=T):
-    """Wait until ticket tid holds n customer messages; return them."""
-    return wait_until(lambda: (lambda m: m if len(m) == n else None)(
-        ins(g, tid)), timeout, lambda: "ticket %s: %d `in` messages, want "
-        "%d: %r" % (tid, len(ins(g, tid)), n, g.show(tid)["messages"]))
 
 
 def from_support_about(customer, tid):

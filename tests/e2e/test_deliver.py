@@ -16,6 +16,7 @@ import pytest
 from conftest import BIN, check_sanitizer
 from peers import (bare_id, dovecot, mail, mailbox_config,  # noqa: F401
                    message_id, sink)
+from peers import ins
 
 SUPPORT = "support@example.test"
 EX_TEMPFAIL = 75
@@ -48,9 +49,6 @@ def idle_gateway(make_gateway, dovecot=None, sink=None, **kw):
     g.write_config(mailbox_config(dovecot, sink, g.port, **kw))
     return g
 
-
-def ins(g, tid):
-    return [m for m in g.show(tid)["messages"] if m["direction"] == "in"]
 
 
 def customer_mail(n=1, frm='"Erika Mustermann" <erika@example.test>'):

@@ -15,6 +15,7 @@ import warnings
 from conftest import wait_until
 from peers import (bare_id, dovecot, mail, mailbox_config,  # noqa: F401
                    message_id, sink)
+from peers import with_subject, wait_ticket, ins, wait_ins
 
 SUPPORT = "support@example.test"
 ACK_ID = re.compile(r"^<esc-(\d+)-[^@>\s]+@example\.test>$")
@@ -27,29 +28,8 @@ def started(make_gateway, dovecot, sink, **kw):
     return g.start()
 
 
-def with_subject(g, token):
-    """The tickets whose subject contains token."""
-    return [t for t in g.tickets() if token in (t.get("subject") or "")]
 
 
-def wait_ticket(g, token, timeout=T):
-    """Wait for exactly one ticket whose subject has token; return it."""
-    found = wait_until(lambda: with_subject(g, token), timeout,
-                       lambda: "no ticket with %r in its subject: %r"
-                       % (token, g.tickets()))
-    assert len(found) == 1, found
-    return found[0]
-
-
-def ins(g, tid):
-    return [m for m in g.show(tid)["messages"] if m["direction"] == "in"]
-
-
-def wait_ins(g, tid, n, timeout=T):
-    """Wait until ticket tid holds n customer messages; return them."""
-    return wait_until(lambda: (lambda m: m if len(m) == n else None)(
-        ins(g, tid)), timeout, lambda: "ticket %s: %d `in` messages, want "
-        "%d: %r" % (tid, len(ins(g, tid)), n, g.show(tid)["messages"]))
 
 
 def acks_to(sink, addr):

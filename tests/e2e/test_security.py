@@ -54,6 +54,7 @@ from conftest import free_port, wait_until, webhook_msg
 from peers import (DOVECOT, PROSODY, PROSODYCTL, SETPRIV, SUPPORT_JID,
                    ChatCustomer, Dovecot, Prosody, Sink, chat_config, mail,
                    mailbox_config)
+from peers import wait_ticket
 
 T = 30              # seconds: generous, for a loaded machine or ASan
 QUIET = 5           # seconds in which something must not happen
@@ -220,16 +221,6 @@ def wait_channel(g, kind, pred, what):
         what, kind, last.get("c"), g.stderr()[-3000:]))
 
 
-def with_subject(g, token):
-    return [t for t in g.tickets() if token in (t.get("subject") or "")]
-
-
-def wait_ticket(g, token, timeout=T):
-    found = wait_until(lambda: with_subject(g, token), timeout,
-                       lambda: "no ticket with %r in its subject: %r\n%s"
-                       % (token, g.tickets(), g.stderr()[-3000:]))
-    assert len(found) == 1, found
-    return found[0]
 
 
 def lmtp(dovecot, raw, rcpt="support@example.test"):

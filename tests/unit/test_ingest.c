@@ -1963,7 +1963,6 @@ test_batch_checkpoint_store_busy(void **state)
  * a conversation whose mails do not name each other opens more than one,
  * and none in this corpus does.
  */
-#define CORPUS_DEFAULT	"../shared/corpus/mail"
 
 static const struct mime_limits corpus_limits = {
 	.max_message_size = 10 * 1024 * 1024,
@@ -2012,40 +2011,13 @@ corpus_threads_want(const char *thread)
 static const char *
 corpus_dir(void)
 {
-	const char *dir = getenv("ESCALON_CORPUS");
-	struct stat st;
+	const char *dir = test_corpus_dir();
 
-	if (dir == NULL || dir[0] == '\0')
-		dir = CORPUS_DEFAULT;
-	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-		return dir;
-	print_message("no corpus at %s: skipped\n", dir);
-	return NULL;
+	if (dir == NULL)
+		print_message("no corpus: skipped\n");
+	return dir;
 }
 
-/* The file's bytes (NUL after them) and *len_r; NULL when unreadable. */
-static char *
-slurp(const char *path, size_t *len_r)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (fp == NULL)
-		return NULL;
-	if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) >= 0 &&
-	    fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-		if (fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-			*len_r = (size_t)n;
-		}
-	}
-	fclose(fp);
-	return buf;
-}
 
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
 static int64_t
@@ -2124,7 +2096,7 @@ corpus_index(const char *dir, size_t *n_r)
 	size_t len, n = 0;
 
 	snprintf(path, sizeof(path), "%s/INDEX.tsv", dir);
-	text = slurp(path, &len);
+	text = test_read_file(path, &len);
 	if (text == NULL)
 		fail_msg("%s: cannot read it", path);
 	for (line = strtok_r(text, "\n", &save); line != NULL;
@@ -2172,7 +2144,7 @@ corpus_mail(const char *dir, const char *file, int64_t *date_r)
 	size_t len;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if ((raw = slurp(path, &len)) == NULL)
+	if ((raw = test_read_file(path, &len)) == NULL)
 		fail_msg("%s: cannot read it", path);
 	if (mime_normalize(raw, len, &corpus_limits, &m, err,
 	    sizeof(err)) < 0)

@@ -35,9 +35,10 @@
 #include "channel.h"
 #include "mime.h"
 
+#include "testutil.h"
+
 #define DATA_DIR	"tests/data/mime"
 #define CORPUS_GOLDEN	"tests/data/mime/corpus"
-#define CORPUS_DEFAULT	"../shared/corpus/mail"
 #define OWN_ADDRESS	"support@example.test"
 
 static const struct mime_limits limits = {
@@ -48,29 +49,6 @@ static const struct mime_limits limits = {
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* The file's bytes (NUL after them) and *len_r; NULL when unreadable. */
-static char *
-slurp(const char *path, size_t *len_r)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-			*len_r = (size_t)n;
-		}
-	}
-	fclose(f);
-	return buf;
-}
 
 static struct inbound_msg *
 normalize_with(const char *raw, size_t len, const struct mime_limits *lim)
@@ -100,7 +78,7 @@ fixture(const char *name)
 	struct inbound_msg *m;
 
 	snprintf(path, sizeof(path), "%s/%s", DATA_DIR, name);
-	raw = slurp(path, &len);
+	raw = test_read_file(path, &len);
 	if (raw == NULL)
 		fail_msg("cannot read %s (run from the repository root)", path);
 	m = normalize_with(raw, len, &limits);
@@ -330,7 +308,7 @@ golden_check(const char *path, const char *text)
 		fclose(f);
 		return;
 	}
-	want = slurp(path, &len);
+	want = test_read_file(path, &len);
 	if (want == NULL)
 		fail_msg("no golden file %s (UPDATE_GOLDEN=1 writes it)", path);
 	for (; want[i] != '\0' && want[i] == text[i]; i++)
@@ -524,7 +502,7 @@ test_attachments_2231(void **state)
 
 	/* Over max_attachment_size: the size stays, the data does not. */
 	small.max_attachment_size = 9;
-	raw = slurp(path, &len);
+	raw = test_read_file(path, &len);
 	assert_non_null(raw);
 	m = normalize_with(raw, len, &small);
 	assert_int_equal(m->n_attachments, 4);
@@ -644,7 +622,7 @@ test_loop(void **state)
 	struct mime_limits other = limits;
 	char path[] = DATA_DIR "/loop.eml";
 	size_t len;
-	char *raw = slurp(path, &len);
+	char *raw = test_read_file(path, &len);
 
 	(void)state;
 	assert_clean(m);
@@ -729,7 +707,7 @@ test_no_message_id(void **state)
 	char path[] = DATA_DIR "/no-message-id.eml", key[80];
 	struct inbound_msg *m, *again;
 	size_t len;
-	char *raw = slurp(path, &len);
+	char *raw = test_read_file(path, &len);
 
 	(void)state;
 	assert_non_null(raw);
@@ -757,7 +735,7 @@ test_oversize_truncated(void **state)
 	struct mime_limits small = limits;
 	struct inbound_msg *m;
 	size_t len;
-	char *raw = slurp(path, &len);
+	char *raw = test_read_file(path, &len);
 	const char *blank;
 
 	(void)state;
@@ -952,7 +930,7 @@ golden_one(const char *dir, const char *name, const char *golden)
 	struct inbound_msg *m;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	raw = slurp(path, &len);
+	raw = test_read_file(path, &len);
 	if (raw == NULL)
 		fail_msg("cannot read %s", path);
 	m = normalize_with(raw, len, &limits);
@@ -985,15 +963,11 @@ test_golden_fixtures(void **state)
 static const char *
 corpus_dir(void)
 {
-	const char *dir = getenv("ESCALON_CORPUS");
-	struct stat st;
+	const char *dir = test_corpus_dir();
 
-	if (dir == NULL || dir[0] == '\0')
-		dir = CORPUS_DEFAULT;
-	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-		return dir;
-	print_message("no corpus at %s: skipped\n", dir);
-	return NULL;
+	if (dir == NULL)
+		print_message("no corpus: skipped\n");
+	return dir;
 }
 
 /* Corpus mails with a golden dump: a spread of INDEX.tsv's kinds. */
@@ -1105,7 +1079,7 @@ test_corpus_all(void **state)
 	if (dir == NULL)
 		skip();
 	snprintf(path, sizeof(path), "%s/INDEX.tsv", dir);
-	index = slurp(path, &len);
+	index = test_read_file(path, &len);
 	files = eml_files(dir);
 	assert_non_null(files);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1116,7 +1090,7 @@ test_corpus_all(void **state)
 		int want = 0;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		raw = slurp(path, &len);
+		raw = test_read_file(path, &len);
 		assert_non_null(raw);
 		m = normalize_with(raw, len, &limits);
 		if ((bad = bad_string(m)) != NULL)

@@ -28,6 +28,8 @@
 
 #include "reply.h"
 
+#include "testutil.h"
+
 #define DATA_DIR	"tests/data/reply"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -36,24 +38,10 @@
 static char *
 slurp(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
+	char *buf = test_read_file(path, NULL);
 
-	if (f == NULL)
-		fail_msg("cannot read %s (run from the repository root)", path);
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-		}
-	}
-	fclose(f);
 	if (buf == NULL)
-		fail_msg("cannot read %s", path);
+		fail_msg("cannot read %s (run from the repository root)", path);
 	return buf;
 }
 

@@ -23,6 +23,50 @@
 #include "store.h"
 #include "ticket.h"
 
+/* ---- files --------------------------------------------------------------- */
+
+/* A whole file, with a NUL after its bytes, and its length in *len_r
+ * (len_r may be NULL); NULL when it cannot be read. */
+static inline char *
+test_read_file(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (len_r != NULL)
+		*len_r = 0;
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+			if (len_r != NULL)
+				*len_r = (size_t)n;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/* The real-world mail corpus ($ESCALON_CORPUS, else ../shared/corpus/mail
+ * from the repository root), or NULL when this checkout has none: tests
+ * that read it then skip. */
+static inline const char *
+test_corpus_dir(void)
+{
+	const char *dir = getenv("ESCALON_CORPUS");
+	struct stat st;
+
+	if (dir == NULL || dir[0] == '\0')
+		dir = "../shared/corpus/mail";
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? dir : NULL;
+}
+
 /* ---- temporary folders ------------------------------------------------- */
 
 /* A new folder $TMPDIR/PREFIX-XXXXXX (/tmp when TMPDIR is unset or empty),
