@@ -12,6 +12,7 @@
 #include "crypto.h"
 #include "httpd.h"
 #include "intake.h"
+#include "sender.h"
 #include "store.h"
 #include "views.h"
 
@@ -314,17 +315,24 @@ fail:
 void
 api_healthz(struct api *a, struct http_req *req)
 {
-	int64_t n;
-	int ok, channels_up;
+	int64_t n, pending = 0, dead = 0;
+	int ok, channels_up, outbound_up = 1;
 
 	if (!a->loopback && !api_authorized(a, req))
 		return;
-	ok = store_ticket_count(a->store, &n) == 0;
-	/* A channel down degrades the gateway; the rest still serves. */
+	ok = store_ticket_count(a->store, &n) == 0 &&
+	    store_outbox_count(a->store, &pending, &dead) == 0;
+	/* A channel or transport down degrades the gateway; the rest still
+	 * serves. Only a store that cannot answer makes it unhealthy. */
 	json_t *channels = intake_health(a->intake, &channels_up);
-	json_t *o = json_pack("{s:s, s:s, s:o}", "status", ok && channels_up ?
-	    "ok" : "degraded", "store", ok ? "ok" : store_error(a->store),
-	    "channels", channels);
+	json_t *outbound = a->sender != NULL ?
+	    sender_health(a->sender, &outbound_up) : json_object();
+	json_object_set_new(outbound, "pending", json_integer(pending));
+	json_object_set_new(outbound, "dead", json_integer(dead));
+	json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "status",
+	    ok && channels_up && outbound_up ? "ok" : "degraded", "store",
+	    ok ? "ok" : store_error(a->store), "channels", channels,
+	    "outbound", outbound);
 	char *text = json_dumps(o, JSON_COMPACT);
 	http_respond(req, ok ? 200 : 503, "application/json", text,
 	    strlen(text));

@@ -12,6 +12,7 @@
 
 struct http_req;
 struct intake;
+struct sender;
 
 struct api {
 	struct store *store;
@@ -20,6 +21,7 @@ struct api {
 	int loopback;			/* listen is a loopback address */
 	const struct clock *clock;
 	const struct intake *intake;	/* channel children, or NULL */
+	const struct sender *sender;	/* outbound transports, or NULL */
 };
 
 /* 1 if listen ("127.0.0.1:8025", "[::1]:8025", "localhost:80") is loopback. */

@@ -619,6 +619,7 @@ core_run(const char *config_path)
 	}
 	sender_set_chat(core.sender, intake_chat_send, core.intake);
 	core.api.intake = core.intake;
+	core.api.sender = core.sender;
 	sched_start(&core);
 	log_info("escalon running", "listen=%s store=%s webhooks=%zu "
 	    "pid=%ld", log_q(core.conf->listen), log_q(core.conf->store),

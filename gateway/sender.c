@@ -25,6 +25,7 @@
 #include "store.h"
 
 #define SENDER_STORE_RETRY_MS 5000	/* after the store refused */
+#define SENDER_TRANSPORTS 3		/* http, email, xmpp */
 
 struct job {
 	struct sender *s;
@@ -51,10 +52,21 @@ struct sender {
 	size_t n_jobs;
 	sender_chat_fn *chat;
 	void *chat_arg;
+	/* Per transport (the index in transports[]): is its server taking
+	 * messages? A permanent refusal is the message's fault, not an
+	 * outage, so only temporary failures make a transport failing. */
+	struct transport_health {
+		int used, failing;
+		int64_t since;		/* of the current state */
+		unsigned failures;	/* in a row */
+		char error[256];
+	} health[SENDER_TRANSPORTS];
 };
 
 static void pump(struct sender *s);
 static void finish(struct job *j, enum outbox_verdict v, const char *error);
+static void note_health(struct sender *s, const char *channel,
+    enum outbox_verdict v, const char *error, int64_t now);
 
 /* --- jobs ---------------------------------------------------------------- */
 
@@ -315,7 +327,7 @@ static const struct transport {
 	const char *channel;
 	int (*start)(struct job *j, const char **error_r);
 	void (*done)(struct job *j, CURLcode code);
-} transports[] = {
+} transports[SENDER_TRANSPORTS] = {
 	{ "http", http_start, http_done },
 	{ "email", smtp_start, smtp_done },
 	{ "xmpp", chat_start, NULL },
@@ -328,6 +340,64 @@ transport_for(const char *channel)
 		if (strcmp(transports[i].channel, channel) == 0)
 			return &transports[i];
 	return NULL;
+}
+
+/* Transport names as /healthz shows them, in transports[] order. */
+static const char *const health_names[SENDER_TRANSPORTS] = { "http", "smtp", "xmpp" };
+
+static void
+note_health(struct sender *s, const char *channel, enum outbox_verdict v,
+    const char *error, int64_t now)
+{
+	const struct transport *t = transport_for(channel);
+	struct transport_health *h;
+	int failing = v == OUTBOX_TEMPORARY;
+
+	if (t == NULL)
+		return;
+	h = &s->health[t - transports];
+	if (!h->used || h->failing != failing)
+		h->since = now;
+	if (failing) {
+		if (!h->failing)
+			log_warn("outbound transport failing", "transport=%s "
+			    "error=%s", health_names[t - transports],
+			    log_q(error != NULL ? error : "-"));
+		h->failures++;
+		snprintf(h->error, sizeof(h->error), "%s",
+		    error != NULL ? error : "");
+	} else {
+		if (h->failing)
+			log_info("outbound transport back", "transport=%s "
+			    "failures=%u", health_names[t - transports],
+			    h->failures);
+		h->failures = 0;
+		h->error[0] = '\0';
+	}
+	h->used = 1;
+	h->failing = failing;
+}
+
+json_t *
+sender_health(const struct sender *s, int *up_r)
+{
+	json_t *o = json_object();
+	char since[CLOCK_RFC3339_LEN];
+
+	*up_r = 1;
+	for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]);
+	    i++) {
+		const struct transport_health *h = &s->health[i];
+
+		*up_r &= !h->failing;
+		json_object_set_new(o, health_names[i], !h->used ?
+		    json_pack("{s:s}", "state", "unused") : json_pack(
+		    "{s:s, s:s, s:s?, s:i}", "state", h->failing ? "failing" :
+		    "ok", "since", clock_format(h->since, since), "error",
+		    h->failing ? h->error : NULL, "failures",
+		    (int)h->failures));
+	}
+	return o;
 }
 
 /* --- curl multi in the loop ---------------------------------------------- */
@@ -571,6 +641,7 @@ finish(struct job *j, enum outbox_verdict v, const char *error)
 	int64_t now = clock_now(s->clock);
 	char when[CLOCK_RFC3339_LEN];
 
+	note_health(s, j->channel, v, error, now);
 	outbox_after(j->attempts, v, now, &s->conf->outbox, &next);
 	assert(outbox_may(OUTBOX_SENDING, next.state));
 	if (store_begin(s->store) < 0 ||

@@ -18,6 +18,7 @@ struct loop;
 struct store;
 struct conf;
 struct clock;
+struct json_t;
 
 #define SENDER_MAX_IN_FLIGHT 16
 #define SENDER_HTTP_TIMEOUT 30		/* seconds for one HTTP attempt */
@@ -32,6 +33,13 @@ void sender_set_conf(struct sender *s, const struct conf *c);
 /* Rows may have become due (just queued, or retried by hand): look now. */
 void sender_kick(struct sender *s);
 size_t sender_in_flight(const struct sender *s);
+
+/*
+ * Each transport's state for /healthz: {"http"|"smtp"|"xmpp": {"state":
+ * "unused"|"ok"|"failing", "since", "error"?, "failures"}}, judged by the
+ * last finished attempt; *up_r is 0 while one is failing.
+ */
+struct json_t *sender_health(const struct sender *s, int *up_r);
 
 /*
  * Chat rows (channel "xmpp") leave through the chat children, not libcurl:

@@ -897,7 +897,13 @@ def test_healthz(scripted):
         assert r.status == 200, r
         assert (header(r, "Content-Type") or "").startswith(
             "application/json"), r.headers
+        out = r.json.pop("outbound", None)
         assert r.json == {"status": "ok", "store": "ok", "channels": []}, r
+        assert out is not None and set(out) == {
+            "http", "smtp", "xmpp", "pending", "dead"}, out
+        assert out["pending"] == 0 and out["dead"] == 0, out
+        assert out["smtp"] == {"state": "unused"} and \
+            out["xmpp"] == {"state": "unused"}, out
 
 
 @pytest.mark.parametrize("path", [

@@ -182,6 +182,15 @@ def test_reply_with_no_gateway_goes_out_at_start(make_gateway,
     assert req.header("X-Escalon-Delivery") == rows[0]["identity"]
 
 
+def get_json(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
 # --- 3: receiver down, then up ------------------------------------------
 
 ROW_KEYS = {"id", "ticket", "template", "channel", "recipient", "identity",
@@ -224,11 +233,24 @@ def test_receiver_down_then_up_delivers_once(make_gateway, make_receiver):
     assert str(row["id"]) in p.stdout and rcv.url("/late")[:30] in \
         p.stdout and ("retry" in p.stdout or "sending" in p.stdout), p.stdout
 
+    # /healthz says which transport is down, and why
+    health = get_json(gw.port, "/healthz")
+    assert health["status"] == "degraded", health
+    http_state = health["outbound"]["http"]
+    assert http_state["state"] == "failing" and http_state["error"] and \
+        http_state["failures"] >= 1, health
+    assert RFC3339_UTC.match(http_state["since"]), health
+    assert health["outbound"]["pending"] == 1, health
+    gw.wait_log(r"outbound transport failing.*transport=http")
+
     rcv.start()
     req = rcv.wait(1, delivery=delivery, what="(the retried ack)")[0]
     check_message(req, t)
     wait_until(lambda: gw.outbox() == [], 15,
                lambda: "outbox not empty after delivery: %r" % gw.outbox())
+    health = get_json(gw.port, "/healthz")
+    assert health["status"] == "ok" and health["outbound"]["http"][
+        "state"] == "ok" and health["outbound"]["pending"] == 0, health
     assert gw.outbox("--dead") == []
     time.sleep(3)       # longer than retry_max: any repeat would show
     got = rcv.got()
