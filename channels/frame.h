@@ -25,6 +25,9 @@ enum frame_type {
 				   checkpoint to store with it */
 	FRAME_STATUS = 'S',	/* JSON {"state", "detail"}: for logs and
 				   /healthz */
+	FRAME_PARSING = 'P',	/* the key of the item the child is about to
+				   parse: if it dies now, that item killed
+				   it */
 	FRAME_SENT = 'R',	/* JSON {"id", "ok", "permanent", "error"}:
 				   how an outbound message went */
 	FRAME_START = 's',	/* JSON: settings and where to resume */

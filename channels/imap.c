@@ -43,6 +43,9 @@ struct imap_child {
 	uint32_t validity, last_uid;	/* committed */
 	int only_unseen;		/* no checkpoint yet: mail already read
 					   in the folder is not ours */
+	uint32_t bad_validity, bad_uid;	/* crashed this child before: hand
+					   it over unparsed */
+	int64_t bad_crashes;
 };
 
 /* A mail on the server: its UID and size. */
@@ -86,18 +89,20 @@ parse_start(struct imap_child *c, const char *payload, size_t len)
 	json_error_t jerr;
 	json_t *o = json_loadb(payload, len, 0, &jerr);
 	const char *name, *host, *tls, *user, *password, *folder, *address;
-	const char *ca_file = NULL, *checkpoint = NULL;
-	json_int_t port, poll_interval, max_msg, max_att;
+	const char *ca_file = NULL, *checkpoint = NULL, *quarantine = NULL;
+	json_int_t port, poll_interval, max_msg, max_att, crashes = 0;
 	int verify, rc = -1;
 	struct settings *s = &c->s;
 
 	if (o == NULL || json_unpack(o, "{s:s, s:s, s:I, s:s, s:b, s?s, s:s, "
-	    "s:s, s:s, s:s, s:I, s:I, s:I, s?s}", "name", &name, "host",
+	    "s:s, s:s, s:s, s:I, s:I, s:I, s?s, s?s, s?I}", "name", &name,
+	    "host",
 	    &host, "port", &port, "tls", &tls, "tls_verify", &verify,
 	    "ca_file", &ca_file, "user", &user, "password", &password,
 	    "folder", &folder, "address", &address,
 	    "poll_interval", &poll_interval, "max_message_size", &max_msg,
-	    "max_attachment_size", &max_att, "checkpoint", &checkpoint) < 0)
+	    "max_attachment_size", &max_att, "checkpoint", &checkpoint,
+	    "quarantine", &quarantine, "crashes", &crashes) < 0)
 		goto out;
 	s->name = strdup(name);
 	s->host = strdup(host);
@@ -119,6 +124,10 @@ parse_start(struct imap_child *c, const char *payload, size_t len)
 	if (checkpoint != NULL && sscanf(checkpoint, "%" SCNu32 ":%" SCNu32,
 	    &c->validity, &c->last_uid) != 2)
 		c->validity = c->last_uid = 0;
+	if (quarantine != NULL && sscanf(quarantine, "%" SCNu32 ":%" SCNu32,
+	    &c->bad_validity, &c->bad_uid) != 2)
+		c->bad_validity = c->bad_uid = 0;
+	c->bad_crashes = crashes;
 	/* A new mailbox (or a rebuilt one, below) may hold years of read
 	 * mail: only what nobody has read yet becomes tickets. */
 	c->only_unseen = c->validity == 0;
@@ -391,19 +400,39 @@ out:
 	return rc;
 }
 
-/* Normalise one mail and hand it to the core; whole_size, when only the
- * header was fetched, is the mail's size. -1 only when out of memory. */
+/*
+ * Normalise one mail and hand it to the core; whole_size, when only the
+ * header was fetched, is the mail's size. The core hears which mail is in
+ * the parser first, so that a mail that crashes this child can be named;
+ * the one it asked to set aside goes over unparsed. -1 only when out of
+ * memory.
+ */
 static int
-send_mail(struct imap_child *c, const char *raw, size_t len,
+send_mail(struct imap_child *c, uint32_t uid, const char *raw, size_t len,
     uint32_t whole_size)
 {
 	struct inbound_msg *m = NULL;
-	char err[200], *buf = NULL;
+	char err[200], key[32], why[200], *buf = NULL;
 	size_t blen;
 	int rc = -1;
 
-	if (mime_normalize(raw, len, &c->s.limits, &m, err, sizeof(err)) < 0)
-		goto out;
+	snprintf(key, sizeof(key), "%" PRIu32 ":%" PRIu32, c->validity, uid);
+	if (uid == c->bad_uid && c->validity == c->bad_validity) {
+		snprintf(why, sizeof(why), "the mail parser crashed on it %lld "
+		    "times (mailbox %s, UID %s)", (long long)c->bad_crashes,
+		    c->s.name, key);
+		log_error("mail set aside unparsed", "mailbox=%s uid=%s "
+		    "crashes=%lld", log_q(c->s.name), key,
+		    (long long)c->bad_crashes);
+		snprintf(err, sizeof(err), "out of memory");
+		if (mime_unparsed(raw, len, &c->s.limits, why, &m) < 0)
+			goto out;
+	} else {
+		childlink_send(&c->link, FRAME_PARSING, key, strlen(key));
+		if (mime_normalize(raw, len, &c->s.limits, &m, err,
+		    sizeof(err)) < 0)
+			goto out;
+	}
 	if (whole_size > 0) {	/* only its header was fetched */
 		m->truncated = 1;
 		m->raw_size = whole_size;
@@ -470,7 +499,8 @@ fetch_chunk(struct imap_child *c, const struct uid_size *v, size_t n)
 		fetched_of(clist_content(it), &f);
 		if (f.uid == 0 || f.body == NULL)
 			continue;	/* expunged meanwhile */
-		if (send_mail(c, f.body, f.len, header_only ? v[0].size : 0) < 0)
+		if (send_mail(c, f.uid, f.body, f.len, header_only ?
+		    v[0].size : 0) < 0)
 			goto out;
 	}
 	rc = 0;

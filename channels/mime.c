@@ -2419,6 +2419,41 @@ raw_keep(struct norm *n, const char *raw, size_t len)
 }
 
 int
+mime_unparsed(const char *raw, size_t len, const struct mime_limits *lim,
+    const char *why, struct inbound_msg **out)
+{
+	struct norm n = { .lim = lim };
+	int rc = -1;
+
+	*out = NULL;
+	if (raw == NULL)
+		raw = "", len = 0;
+	if ((n.m = calloc(1, sizeof(*n.m))) == NULL)
+		goto fail;
+	n.m->channel = CHANNEL_EMAIL;
+	n.m->dedupe_scope = dup_str(&n, "email");
+	n.m->from_scope = dup_str(&n, "email");
+	n.m->subject = dup_str(&n, "(mail not parsed)");
+	if (asprintf(&n.m->body, "escalon set this mail aside without reading "
+	    "it: %s. Its raw source (%zu bytes) is kept with this message.",
+	    why, len) < 0)
+		n.m->body = NULL, n.oom = 1;
+	n.m->truncated = len > lim->max_message_size;
+	if (n.m->truncated)
+		n.m->raw_size = (int64_t)len;
+	raw_keep(&n, raw, len);
+	n.m->dedupe_key = sha256_key(&n, raw, len);
+	if (n.oom)
+		goto fail;
+	*out = n.m;
+	n.m = NULL;
+	rc = 0;
+fail:
+	inbound_msg_free(&n.m);
+	return rc;
+}
+
+int
 mime_normalize(const char *raw, size_t len, const struct mime_limits *lim,
     struct inbound_msg **out, char *err, size_t err_len)
 {

@@ -15,6 +15,9 @@
 
 enum kind { KIND_MAILBOX, KIND_XMPP };
 
+/* A mail that killed its child this often is handed over unparsed. */
+#define INTAKE_CRASHES_TO_QUARANTINE 3
+
 /* An outbound chat message handed to a child, awaiting its FRAME_SENT. */
 struct pending {
 	int64_t row_id;
@@ -33,6 +36,10 @@ struct source_child {
 					   stored since its last commit */
 	char state[16], detail[200];
 	int64_t since;
+	/* Poison: the item in the child's parser now (FRAME_PARSING, until
+	 * its FRAME_MSG), and the one that was in it when the child died. */
+	char parsing[64], suspect[64];
+	int crashes;			/* of suspect, in a row */
 };
 
 struct intake {
@@ -200,6 +207,7 @@ on_msg(struct source_child *x, const char *payload, size_t len)
 		x->unstored = 1;
 		return;
 	}
+	x->parsing[0] = '\0';
 	/* The core, not the child, decides what a message of x is. */
 	if (inbound_msg_claim(m, x->kind == KIND_MAILBOX ? CHANNEL_EMAIL :
 	    CHANNEL_CHAT, x->source, queue_of(x->in->conf, x)) < 0 ||
@@ -329,6 +337,10 @@ on_frame(struct child *c, int type, const char *payload, size_t len,
 	case FRAME_STATUS:
 		on_status(x, payload, len);
 		break;
+	case FRAME_PARSING:
+		snprintf(x->parsing, sizeof(x->parsing), "%.*s",
+		    (int)(len < sizeof(x->parsing) ? len : 0), payload);
+		break;
 	case FRAME_SENT:
 		on_sent(x, payload, len);
 		break;
@@ -352,6 +364,10 @@ on_start(void *arg, size_t *len_r)
 		goto out;
 	if (ck != NULL)
 		json_object_set_new(o, "checkpoint", json_string(ck));
+	if (x->crashes >= INTAKE_CRASHES_TO_QUARANTINE) {
+		json_object_set_new(o, "quarantine", json_string(x->suspect));
+		json_object_set_new(o, "crashes", json_integer(x->crashes));
+	}
 	if ((text = json_dumps(o, JSON_COMPACT)) != NULL)
 		*len_r = strlen(text);
 	set_state(x, "starting", NULL);
@@ -369,6 +385,25 @@ on_gone(struct child *c, void *arg)
 	(void)c;
 	set_state(x, "down", "the channel child exited");
 	sends_fail_all(x, "the chat child restarted");
+	if (x->parsing[0] == '\0')
+		return;
+	/* It died with a mail in its parser: after a few times in a row,
+	 * that mail goes over unparsed, so one mail cannot stop a mailbox. */
+	if (strcmp(x->parsing, x->suspect) == 0) {
+		x->crashes++;
+	} else {
+		memcpy(x->suspect, x->parsing, sizeof(x->suspect));
+		x->crashes = 1;
+	}
+	x->parsing[0] = '\0';
+	if (x->crashes >= INTAKE_CRASHES_TO_QUARANTINE)
+		log_error("a mail kept crashing its channel child: it goes "
+		    "over unparsed", "child=%s item=%s crashes=%d",
+		    log_q(x->source), log_q(x->suspect), x->crashes);
+	else
+		log_warn("channel child died parsing a message", "child=%s "
+		    "item=%s crashes=%d", log_q(x->source), log_q(x->suspect),
+		    x->crashes);
 }
 
 static const struct child_ops child_ops_of_intake = {

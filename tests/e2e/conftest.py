@@ -149,6 +149,7 @@ class Gateway:
         self.log = self.dir / "gateway.stderr"
         self.proc = None
         self.runs = 0
+        self.env = {}           # added to the environment of `run`
         self.write_config(config_text(self.port, **cfg))
 
     # -- config --
@@ -168,7 +169,8 @@ class Gateway:
             f.write(b"--- start %d ---\n" % self.runs)
             self.proc = subprocess.Popen(
                 [BIN, "-c", str(self.conf), "run"], stdin=subprocess.DEVNULL,
-                stdout=f, stderr=f, cwd=self.dir)
+                stdout=f, stderr=f, cwd=self.dir,
+                env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while True:
             rc = self.proc.poll()

@@ -7,10 +7,13 @@ gateway; waits are on conditions, never fixed sleeps (test_idle_* idles on
 purpose).
 """
 
+import os
 import re
 import threading
 import time
 import warnings
+
+import pytest
 
 from conftest import wait_until
 from peers import (bare_id, dovecot, mail, mailbox_config,  # noqa: F401
@@ -551,3 +554,85 @@ def test_uidvalidity_change_resyncs_without_doubles(make_gateway, dovecot,
     wait_ack(sink, "new@example.test")
     for i in range(3):
         assert len(acks_to(sink, "c%d@example.test" % i)) == 1
+
+
+# -- a mail that crashes the mailbox child ----------------------------------
+
+def crash_shim(tmp_path):
+    """The LD_PRELOAD shim that makes libetpan's MIME parser abort on a
+    mail carrying `X-Escalon-Test-Crash: yes`, as a parser bug would."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler for the crash shim")
+    src = Path(__file__).parent / "shims" / "crash_on_mark.c"
+    so = tmp_path / "crash_on_mark.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(so), str(src),
+                    "-ldl"], check=True)
+    return so
+
+
+def test_a_mail_that_crashes_the_child_is_set_aside_after_three_crashes(
+        make_gateway, dovecot, sink, tmp_path):
+    """A mail that kills the parser is not retried forever: after three
+    crashes on it, it goes over unparsed as a "(mail not parsed)" ticket
+    holding its raw source and why, the mail after it is not held up, and
+    the log names the mail."""
+    import json
+    import sqlite3
+    import urllib.request
+    so = crash_shim(tmp_path)
+    g = make_gateway()
+    g.write_config(mailbox_config(dovecot, sink, g.port))
+    g.env = {"LD_PRELOAD": str(so),
+             # the ASan runtime would insist on coming first
+             "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+             ":verify_asan_link_order=0"}
+    g.start()
+    before = mail("Erika <erika@example.test>", SUPPORT, "Before the poison",
+                  "An ordinary question.\n")
+    poison = mail("Mallory <mallory@example.test>", SUPPORT, "Poison pill",
+                  "This mail crashes the parser.\n",
+                  headers={"X-Escalon-Test-Crash": "yes"})
+    after = mail("Otto <otto@example.test>", SUPPORT, "After the poison",
+                 "Another ordinary question.\n")
+    for raw in (before, poison, after):
+        dovecot.append(raw)
+
+    wait_ticket(g, "Before the poison")
+    # Backoff 1 + 2 + 4 s between the three crashes.
+    set_aside = wait_ticket(g, "(mail not parsed)", timeout=60)
+    wait_ticket(g, "After the poison")
+    assert with_subject(g, "Poison pill") == []
+    text = ins(g, set_aside["id"])[0]["body"]
+    assert "crashed on it 3 times" in text and "UID" in text, text
+
+    # The raw source is kept whole, for whoever looks into it.
+    db = sqlite3.connect("file:%s?mode=ro" % (g.dir / "var/escalon.db"),
+                         uri=True)
+    try:
+        (raw,), = db.execute("SELECT raw FROM messages WHERE ticket_id = ?",
+                             (set_aside["id"],)).fetchall()
+    finally:
+        db.close()
+    assert bytes(raw) == poison
+    log = g.stderr()
+    assert len(re.findall(r"channel child died parsing a message.*"
+                          r"crashes=[12]", log)) == 2, log[-3000:]
+    assert re.search(r"a mail kept crashing its channel child.*crashes=3",
+                     log), log[-3000:]
+    assert re.search(r"mail set aside unparsed", log), log[-3000:]
+    with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % g.port,
+                                timeout=5) as r:
+        ch = json.loads(r.read())["channels"][0]
+    assert ch["restarts"] == 3, ch
+    # No one to answer: the unparsed mail has no known sender.
+    time.sleep(1)
+    assert not sink.find(lambda m: m.to("mallory@example.test"))
+    # It is committed: a restart does not bring it back.
+    g.stop()
+    g.start()
+    g.wait_log(r"state=idle", timeout=T)
+    assert len(with_subject(g, "(mail not parsed)")) == 1

@@ -1317,6 +1317,44 @@ test_hostile_html(void **state)
 	inbound_msg_free(&m);
 }
 
+/* A mail set aside unparsed: no sender, why in the body, raw kept whole
+ * (or its header over the limit), keyed by its SHA-256 like a mail with
+ * no Message-ID, so a second hand-over dedupes. */
+static void
+test_unparsed(void **state)
+{
+	const char *raw = "From: Mallory <m@example.test>\r\n"
+	    "Message-ID: <poison@example.test>\r\nSubject: x\r\n\r\n"
+	    "body\r\n";
+	struct inbound_msg *m = NULL;
+	char key[80];
+	struct mime_limits small = limits;
+
+	(void)state;
+	assert_int_equal(mime_unparsed(raw, strlen(raw), &limits,
+	    "it crashed", &m), 0);
+	assert_string_equal(m->subject, "(mail not parsed)");
+	assert_non_null(strstr(m->body, "it crashed"));
+	assert_null(m->from_address);
+	assert_null(m->message_id);
+	assert_string_equal(m->dedupe_scope, "email");
+	sha256_key(raw, strlen(raw), key);
+	assert_string_equal(m->dedupe_key, key);
+	assert_int_equal(m->raw_len, strlen(raw));
+	assert_memory_equal(m->raw, raw, strlen(raw));
+	assert_false(m->truncated);
+	inbound_msg_free(&m);
+
+	small.max_message_size = 10;
+	assert_int_equal(mime_unparsed(raw, strlen(raw), &small, "why", &m),
+	    0);
+	assert_true(m->truncated);
+	assert_int_equal(m->raw_size, (int64_t)strlen(raw));
+	assert_memory_equal(m->raw, raw, m->raw_len);
+	assert_int_equal(m->raw_len, strstr(raw, "\r\n\r\n") + 4 - raw);
+	inbound_msg_free(&m);
+}
+
 int
 main(void)
 {
@@ -1347,6 +1385,7 @@ main(void)
 		cmocka_unit_test(test_hostile_many_parts),
 		cmocka_unit_test(test_hostile_nesting),
 		cmocka_unit_test(test_hostile_html),
+		cmocka_unit_test(test_unparsed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
