@@ -322,6 +322,8 @@ api_healthz(struct api *a, struct http_req *req)
 		return;
 	ok = store_ticket_count(a->store, &n) == 0 &&
 	    store_outbox_count(a->store, &pending, &dead) == 0;
+	/* Reads may work on a full disk; the gateway cannot take anything. */
+	const char *write_error = store_write_error(a->store);
 	/* A channel or transport down degrades the gateway; the rest still
 	 * serves. Only a store that cannot answer makes it unhealthy. */
 	json_t *channels = intake_health(a->intake, &channels_up);
@@ -330,9 +332,11 @@ api_healthz(struct api *a, struct http_req *req)
 	json_object_set_new(outbound, "pending", json_integer(pending));
 	json_object_set_new(outbound, "dead", json_integer(dead));
 	json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "status",
-	    ok && channels_up && outbound_up ? "ok" : "degraded", "store",
-	    ok ? "ok" : store_error(a->store), "channels", channels,
+	    ok && write_error == NULL && channels_up && outbound_up ? "ok" :
+	    "degraded", "store", !ok ? store_error(a->store) :
+	    write_error != NULL ? write_error : "ok", "channels", channels,
 	    "outbound", outbound);
+	ok &= write_error == NULL;
 	char *text = json_dumps(o, JSON_COMPACT);
 	http_respond(req, ok ? 200 : 503, "application/json", text,
 	    strlen(text));

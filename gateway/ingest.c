@@ -108,6 +108,35 @@ human_size(int64_t n, char *buf, size_t len)
 		snprintf(buf, len, "%lld bytes", (long long)n);
 }
 
+/* Over max_message_size: the agents see that most of it is missing, not
+ * an empty or cut message (the sender hears it through too_large). */
+static int
+note_too_large(struct store *st, const struct env *e, int64_t now,
+    int64_t ticket_id, const struct inbound_msg *m)
+{
+	char size[32], limit[32], text[256];
+
+	human_size(m->raw_size, size, sizeof(size));
+	human_size(e->conf->max_message_size, limit, sizeof(limit));
+	snprintf(text, sizeof(text), "This message was %s, over the %s limit "
+	    "(max_message_size): %s.", size, limit, m->channel ==
+	    CHANNEL_EMAIL ? "only its header was kept" :
+	    "its text was cut at the limit");
+	struct message note = {
+		.ticket_id = ticket_id,
+		.direction = "note",
+		.channel = channel_name(m->channel),
+		.author = "escalon",
+		.body = text,
+		.at = now,
+	};
+	int64_t id;
+	return store_message_insert(st, &note, &id) < 0 ||
+	    store_event_add(st, ticket_id, now, "too_large", "escalon",
+	    json_pack("{s:I, s:I}", "size", (json_int_t)m->raw_size, "limit",
+	    (json_int_t)e->conf->max_message_size)) < 0 ? -1 : 0;
+}
+
 /*
  * The automatic answer to the sender of m: `ack` for a new ticket,
  * `too_large` for mail over max_message_size (the sender must know its
@@ -571,6 +600,8 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 		    a->data) < 0)
 			goto out;
 	}
+	if (m->truncated && note_too_large(st, e, now, r->ticket_id, m) < 0)
+		goto out;
 	/* t is the ticket as stored: the new one, or the follow-up's. The
 	 * team (or the assignee) hears what the customer wrote. */
 	if (tell_team) {

@@ -26,6 +26,8 @@
 
 #define SENDER_STORE_RETRY_MS 5000	/* after the store refused */
 #define SENDER_TRANSPORTS 3		/* http, email, xmpp */
+#define SENDER_DEFER_SCAN 256		/* due rows looked at past the free
+					   slots, to move held ones aside */
 
 struct job {
 	struct sender *s;
@@ -37,8 +39,27 @@ struct job {
 	CURL *easy;
 	struct curl_slist *headers;	/* HTTP headers, or SMTP rcpts */
 	size_t sent;			/* SMTP: bytes read by libcurl */
+	int unreachable;		/* failed for want of its server */
+	/* Once finished: the outcome to record. */
+	struct outbox_next next_state;
+	int64_t finished_at;
+	char *error;
 	char errbuf[CURL_ERROR_SIZE];
 	struct job *next;
+};
+
+/*
+ * A destination that could not be reached (the SMTP relay, one HTTP
+ * receiver, one chat account): its rows wait until `until` rather than
+ * each failing on its own and writing its failure, the way an MTA defers a
+ * dead host's queue. The first row after `until` is the probe.
+ */
+struct hold {
+	char *dest;
+	int64_t until;
+	int failures;			/* in a row */
+	char error[256];
+	struct hold *next;
 };
 
 struct sender {
@@ -52,6 +73,8 @@ struct sender {
 	size_t n_jobs;
 	sender_chat_fn *chat;
 	void *chat_arg;
+	struct hold *holds;
+	struct job *parked;	/* finished, outcome not yet recorded */
 	/* Per transport (the index in transports[]): is its server taking
 	 * messages? A permanent refusal is the message's fault, not an
 	 * outage, so only temporary failures make a transport failing. */
@@ -65,6 +88,7 @@ struct sender {
 
 static void pump(struct sender *s);
 static void finish(struct job *j, enum outbox_verdict v, const char *error);
+static int record_parked(struct sender *s);
 static void note_health(struct sender *s, const char *channel,
     enum outbox_verdict v, const char *error, int64_t now);
 
@@ -84,6 +108,7 @@ job_free(struct job *j)
 	free(j->signer);
 	free(j->template);
 	free(j->payload);
+	free(j->error);
 	free(j);
 }
 
@@ -198,6 +223,9 @@ http_done(struct job *j, CURLcode code)
 
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
 	enum outbox_verdict v = outbox_http_verdict(code == CURLE_OK, status);
+	/* No answer, or a gateway in front saying the service is gone. */
+	j->unreachable = code != CURLE_OK || status == 502 || status == 503 ||
+	    status == 504;
 	if (code != CURLE_OK)
 		snprintf(error, sizeof(error), "%s", j->errbuf[0] ? j->errbuf :
 		    curl_easy_strerror(code));
@@ -273,6 +301,8 @@ smtp_done(struct job *j, CURLcode code)
 	}
 	/* A 5xx reply refuses this message for good; the rest may pass. */
 	v = reply >= 500 && reply < 600 ? OUTBOX_PERMANENT : OUTBOX_TEMPORARY;
+	/* No SMTP answer at all, or 421: the relay, not this message. */
+	j->unreachable = reply == 0 || reply == 421;
 	const char *text = j->errbuf[0] ? j->errbuf : curl_easy_strerror(code);
 	if (reply != 0)
 		snprintf(error, sizeof(error), "%s (last reply %ld)", text,
@@ -400,6 +430,76 @@ sender_health(const struct sender *s, int *up_r)
 	return o;
 }
 
+/* --- destinations held while unreachable ------------------------------- */
+
+/* "smtp", "http://host:port" (the URL up to its path), or the chat
+ * account ("xmpp:NAME"): what one outage takes down. */
+static void
+dest_of(const char *channel, const char *recipient, const char *signer,
+    char *out, size_t size)
+{
+	if (strcmp(channel, "email") == 0) {
+		snprintf(out, size, "smtp");
+	} else if (strcmp(channel, "http") == 0) {
+		const char *p = strstr(recipient, "://");
+		size_t n = p != NULL ? (size_t)(p + 3 - recipient) +
+		    strcspn(p + 3, "/?#") : strlen(recipient);
+		snprintf(out, size, "%.*s", (int)n, recipient);
+	} else {
+		snprintf(out, size, "%s", signer != NULL ? signer : channel);
+	}
+}
+
+static struct hold **
+hold_find(struct sender *s, const char *channel, const char *recipient,
+    const char *signer)
+{
+	char dest[256];
+	struct hold **hp;
+
+	dest_of(channel, recipient, signer, dest, sizeof(dest));
+	for (hp = &s->holds; *hp != NULL; hp = &(*hp)->next)
+		if (strcmp((*hp)->dest, dest) == 0)
+			break;
+	return hp;
+}
+
+static void
+hold_note(struct sender *s, const struct job *j, enum outbox_verdict v,
+    const char *error, int64_t now)
+{
+	struct hold **hp = hold_find(s, j->channel, j->recipient, j->signer),
+	    *h = *hp;
+
+	if (v == OUTBOX_TEMPORARY && j->unreachable) {
+		if (h == NULL) {
+			char dest[256];
+			dest_of(j->channel, j->recipient, j->signer, dest,
+			    sizeof(dest));
+			if ((h = calloc(1, sizeof(*h))) == NULL ||
+			    (h->dest = strdup(dest)) == NULL) {
+				free(h);
+				return;	/* rows then fail one by one */
+			}
+			*hp = h;
+		}
+		h->failures++;
+		h->until = now + outbox_backoff(h->failures,
+		    s->conf->outbox.retry_first, s->conf->outbox.retry_max);
+		snprintf(h->error, sizeof(h->error), "%s unreachable: %s",
+		    h->dest, error != NULL ? error : "?");
+		log_warn("destination unreachable, its messages wait",
+		    "dest=%s failures=%d wait_s=%lld error=%s", log_q(h->dest),
+		    h->failures, (long long)(h->until - now), log_q(error));
+	} else if (h != NULL && v != OUTBOX_TEMPORARY) {
+		log_info("destination reachable again", "dest=%s",
+		    log_q(h->dest));
+		*hp = h->next;
+		free(h->dest);
+		free(h);
+	}
+}
+
 /* --- curl multi in the loop ---------------------------------------------- */
 
 static void
@@ -511,9 +611,21 @@ dup_n(const char *p, size_t n)
 	return d;
 }
 
+/* A due row of a held destination: it waits for the hold's end. */
+struct deferred {
+	int64_t id;
+	enum outbox_state state;
+	int attempts;
+	const struct hold *hold;
+	struct deferred *next;
+};
+
 struct pick {
 	struct sender *s;
+	int64_t now;
 	struct job *jobs, **tail;	/* in queue order */
+	struct deferred *deferred;
+	int room;			/* jobs still to take */
 	int failed;
 	int waiting;		/* due rows left for their recipient's turn */
 };
@@ -539,10 +651,30 @@ pick_row(const struct outbox_row *r, void *arg)
 	/* One at a time per ticket and recipient, in queue order: a
 	 * customer reads `resolved` before `csat`, the ack before the reply.
 	 * The rest waits for the next pump, after this one finishes. */
-	if (busy(pk->s->jobs, r) || busy(pk->jobs, r)) {
+	if (busy(pk->s->jobs, r) || busy(pk->jobs, r) ||
+	    busy(pk->s->parked, r)) {
 		pk->waiting = 1;
 		return 0;
 	}
+	const struct hold *h = *hold_find(pk->s, r->channel, r->recipient,
+	    r->signer);
+	if (h != NULL && h->until > pk->now) {
+		struct deferred *d = calloc(1, sizeof(*d));
+		if (d == NULL) {
+			pk->failed = 1;
+			return 1;
+		}
+		d->id = r->id;
+		d->state = r->state;
+		d->attempts = r->attempts;
+		d->hold = h;
+		d->next = pk->deferred;
+		pk->deferred = d;
+		return 0;
+	}
+	if (pk->room == 0)
+		return 0;	/* looked at only to find held rows */
+	pk->room--;
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		pk->failed = 1;
 		return 1;
@@ -570,34 +702,57 @@ pick_row(const struct outbox_row *r, void *arg)
 }
 
 static void
+deferred_free(struct deferred **dp)
+{
+	while (*dp != NULL) {
+		struct deferred *d = *dp;
+		*dp = d->next;
+		free(d);
+	}
+}
+
+/* Mark the picked rows sending and move the deferred ones to their hold's
+ * end, in one transaction. */
+static int
+pick_commit(struct sender *s, const struct pick *pk, int64_t now)
+{
+	if (pk->jobs == NULL && pk->deferred == NULL)
+		return 0;
+	if (store_begin(s->store) < 0)
+		return -1;
+	for (const struct job *j = pk->jobs; j != NULL; j = j->next)
+		if (store_outbox_set(s->store, j->id, OUTBOX_SENDING,
+		    j->attempts, now, NULL, 0) < 0)
+			goto fail;
+	for (const struct deferred *d = pk->deferred; d != NULL; d = d->next)
+		if (store_outbox_set(s->store, d->id, d->state, d->attempts,
+		    d->hold->until, d->hold->error, 0) < 0)
+			goto fail;
+	if (store_commit(s->store) < 0)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(s->store);
+	return -1;
+}
+
+static void
 pump(struct sender *s)
 {
-	struct pick pk = { .s = s };
-
-	pk.tail = &pk.jobs;
-	int64_t now = clock_now(s->clock), at;
+	struct pick pk = { .s = s, .now = clock_now(s->clock) };
+	int64_t now = pk.now, at;
 	int room = SENDER_MAX_IN_FLIGHT - (int)s->n_jobs;
 	struct job *j, *next;
 
+	pk.tail = &pk.jobs;
+	if (record_parked(s) < 0)
+		goto store_failed;
 	if (room > 0) {
-		if (store_outbox_due(s->store, now, room, pick_row, &pk) < 0 ||
-		    pk.failed)
+		pk.room = room;
+		if (store_outbox_due(s->store, now, room + SENDER_DEFER_SCAN,
+		    pick_row, &pk) < 0 ||
+		    pk.failed || pick_commit(s, &pk, now) < 0)
 			goto store_failed;
-		if (pk.jobs != NULL) {
-			if (store_begin(s->store) < 0)
-				goto store_failed;
-			for (j = pk.jobs; j != NULL; j = j->next)
-				if (store_outbox_set(s->store, j->id,
-				    OUTBOX_SENDING, j->attempts, now, NULL,
-				    0) < 0) {
-					store_rollback(s->store);
-					goto store_failed;
-				}
-			if (store_commit(s->store) < 0) {
-				store_rollback(s->store);
-				goto store_failed;
-			}
-		}
 		for (j = pk.jobs; j != NULL; j = next) {
 			const struct transport *t = transport_for(j->channel);
 			const char *why = "no transport for this channel";
@@ -606,11 +761,19 @@ pump(struct sender *s)
 			j->next = s->jobs;
 			s->jobs = j;
 			s->n_jobs++;
-			if (t == NULL || (rc = t->start(j, &why)) < 0)
+			if (t == NULL || (rc = t->start(j, &why)) < 0) {
+				j->unreachable = rc == SENDER_TRY_LATER;
 				finish(j, rc == SENDER_TRY_LATER ? OUTBOX_TEMPORARY :
 				    OUTBOX_PERMANENT, why);
+			}
 		}
 		pk.jobs = NULL;
+		if (pk.deferred != NULL) {
+			/* Rows behind the deferred ones may be due. */
+			deferred_free(&pk.deferred);
+			sender_kick(s);
+			return;
+		}
 	}
 	if (s->n_jobs < SENDER_MAX_IN_FLIGHT) {
 		int found = store_outbox_next_due(s->store, &at);
@@ -629,58 +792,108 @@ store_failed:
 		next = j->next;
 		job_free(j);
 	}
+	deferred_free(&pk.deferred);
 	if (s->pump_timer == NULL)
 		pump_in(s, SENDER_STORE_RETRY_MS);
+}
+
+/* Write a finished job's outcome: its row's next state and, unless sent,
+ * an event on the ticket. 0, or -1 when the store refused. */
+static int
+record(struct sender *s, const struct job *j)
+{
+	const struct outbox_next *next = &j->next_state;
+	const char *error = j->error;
+	char when[CLOCK_RFC3339_LEN];
+
+	if (store_begin(s->store) < 0 ||
+	    store_outbox_set(s->store, j->id, next->state, next->attempts,
+	    next->next_attempt_at, error, next->state == OUTBOX_SENT ?
+	    j->finished_at : 0) < 0)
+		goto fail;
+	if (next->state != OUTBOX_SENT && j->ticket_id > 0 &&
+	    store_event_add(s->store, j->ticket_id, j->finished_at,
+	    next->state == OUTBOX_DEAD ? "delivery_dead" : "delivery_failed",
+	    "escalon", json_pack("{s:s, s:s?, s:s, s:i, s:s, s:s?}",
+	    "delivery", j->identity, "template", j->template, "channel",
+	    j->channel, "attempt", next->attempts, "error", error,
+	    "retry_at", next->state == OUTBOX_RETRY ?
+	    clock_format(next->next_attempt_at, when) : NULL)) < 0)
+		goto fail;
+	if (store_commit(s->store) < 0)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(s->store);
+	return -1;
+}
+
+/* Outcomes the store refused, written again before new rows are picked:
+ * their rows stay `sending` meanwhile, so nothing sends them twice. */
+static int
+record_parked(struct sender *s)
+{
+	while (s->parked != NULL) {
+		struct job *j = s->parked;
+		if (record(s, j) < 0)
+			return -1;
+		log_info("delivery outcome recorded late", "outbox=%lld "
+		    "state=%s", (long long)j->id,
+		    outbox_state_name(j->next_state.state));
+		s->parked = j->next;
+		job_free(j);
+	}
+	return 0;
 }
 
 static void
 finish(struct job *j, enum outbox_verdict v, const char *error)
 {
 	struct sender *s = j->s;
-	struct outbox_next next;
 	int64_t now = clock_now(s->clock);
 	char when[CLOCK_RFC3339_LEN];
+	const struct outbox_next *next = &j->next_state;
 
 	note_health(s, j->channel, v, error, now);
-	outbox_after(j->attempts, v, now, &s->conf->outbox, &next);
-	assert(outbox_may(OUTBOX_SENDING, next.state));
-	if (store_begin(s->store) < 0 ||
-	    store_outbox_set(s->store, j->id, next.state, next.attempts,
-	    next.next_attempt_at, error, next.state == OUTBOX_SENT ? now : 0) <
-	    0)
-		goto store_failed;
-	if (next.state != OUTBOX_SENT && j->ticket_id > 0 &&
-	    store_event_add(s->store, j->ticket_id, now,
-	    next.state == OUTBOX_DEAD ? "delivery_dead" : "delivery_failed",
-	    "escalon", json_pack("{s:s, s:s?, s:s, s:i, s:s, s:s?}",
-	    "delivery", j->identity, "template", j->template, "channel",
-	    j->channel, "attempt", next.attempts, "error", error,
-	    "retry_at", next.state == OUTBOX_RETRY ?
-	    clock_format(next.next_attempt_at, when) : NULL)) < 0)
-		goto store_failed;
-	if (store_commit(s->store) < 0)
-		goto store_failed;
-	if (next.state == OUTBOX_SENT)
+	hold_note(s, j, v, error, now);
+	outbox_after(j->attempts, v, now, &s->conf->outbox, &j->next_state);
+	assert(outbox_may(OUTBOX_SENDING, next->state));
+	j->finished_at = now;
+	j->error = error != NULL ? strdup(error) : NULL;
+	job_unlink(j);
+	if (j->easy != NULL) {	/* its transfer is over */
+		curl_multi_remove_handle(s->multi, j->easy);
+		curl_easy_cleanup(j->easy);
+		j->easy = NULL;
+	}
+	if ((error != NULL && j->error == NULL) ||
+	    (s->parked != NULL ? -1 : record(s, j)) < 0) {
+		/* Kept until the store takes it: a restart meanwhile sends
+		 * the row again, as after a crash. */
+		log_error("delivery outcome not recorded yet", "outbox=%lld "
+		    "state=%s error=%s", (long long)j->id,
+		    outbox_state_name(next->state),
+		    log_q(j->error == NULL && error != NULL ? "out of memory" :
+		    store_error(s->store)));
+		j->next = s->parked;
+		s->parked = j;
+		if (s->pump_timer == NULL)
+			pump_in(s, SENDER_STORE_RETRY_MS);
+		return;
+	}
+	if (next->state == OUTBOX_SENT)
 		log_info("delivered", "ticket=%lld outbox=%lld channel=%s "
 		    "delivery=%s attempt=%d", (long long)j->ticket_id,
 		    (long long)j->id, j->channel, log_q(j->identity),
-		    next.attempts);
+		    next->attempts);
 	else
-		log_warn(next.state == OUTBOX_DEAD ? "delivery dead" :
+		log_warn(next->state == OUTBOX_DEAD ? "delivery dead" :
 		    "delivery failed, will retry", "ticket=%lld outbox=%lld "
 		    "channel=%s delivery=%s attempt=%d error=%s retry_at=%s",
 		    (long long)j->ticket_id, (long long)j->id, j->channel,
-		    log_q(j->identity), next.attempts, log_q(error),
-		    next.state == OUTBOX_RETRY ?
-		    clock_format(next.next_attempt_at, when) : "-");
-	goto out;
-store_failed:
-	/* The row stays `sending`; the next start sends it again. */
-	store_rollback(s->store);
-	log_error("delivery outcome not recorded", "outbox=%lld error=%s",
-	    (long long)j->id, log_q(store_error(s->store)));
-out:
-	job_unlink(j);
+		    log_q(j->identity), next->attempts, log_q(error),
+		    next->state == OUTBOX_RETRY ?
+		    clock_format(next->next_attempt_at, when) : "-");
 	job_free(j);
 	sender_kick(s);
 }
@@ -739,6 +952,18 @@ sender_free(struct sender **sp)
 	}
 	if (s->n_jobs > 0)
 		store_outbox_unstick(s->store, &n);
+	record_parked(s);	/* a last try: else these go out again */
+	while (s->parked != NULL) {
+		struct job *j = s->parked;
+		s->parked = j->next;
+		job_free(j);
+	}
+	while (s->holds != NULL) {
+		struct hold *h = s->holds;
+		s->holds = h->next;
+		free(h->dest);
+		free(h);
+	}
 	loop_timer_cancel(s->loop, &s->pump_timer);
 	loop_timer_cancel(s->loop, &s->curl_timer);
 	curl_multi_cleanup(s->multi);

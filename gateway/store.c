@@ -369,6 +369,9 @@ struct store {
 	sqlite3_stmt *stmts[S_COUNT];
 	int last_code;
 	char error[512];
+	/* The last write the disk refused (full, I/O, read-only), until a
+	 * commit goes through again: reads may still work meanwhile. */
+	char write_error[512];
 };
 
 static int
@@ -377,6 +380,8 @@ fail(struct store *st, const char *what)
 	st->last_code = sqlite3_extended_errcode(st->db);
 	snprintf(st->error, sizeof(st->error), "%s: %s", what,
 	    sqlite3_errmsg(st->db));
+	if (store_error_is_full(st))
+		memcpy(st->write_error, st->error, sizeof(st->write_error));
 	return -1;
 }
 
@@ -384,6 +389,12 @@ const char *
 store_error(const struct store *st)
 {
 	return st->error;
+}
+
+const char *
+store_write_error(const struct store *st)
+{
+	return st->write_error[0] != '\0' ? st->write_error : NULL;
 }
 
 int
@@ -472,7 +483,15 @@ simple(struct store *st, enum stmt_id id, const char *what)
 }
 
 int store_begin(struct store *st) { return simple(st, S_BEGIN, "begin"); }
-int store_commit(struct store *st) { return simple(st, S_COMMIT, "commit"); }
+int
+store_commit(struct store *st)
+{
+	if (simple(st, S_COMMIT, "commit") < 0)
+		return -1;
+	st->write_error[0] = '\0';
+	return 0;
+}
+
 int store_savepoint(struct store *st)
 {
 	return simple(st, S_SAVEPOINT, "savepoint");
@@ -494,6 +513,11 @@ store_rollback(struct store *st)
 int
 store_rollback_to(struct store *st)
 {
+	/* A full disk or an I/O error can roll back the whole transaction:
+	 * the savepoint is gone then, and the error that did it is the one
+	 * to report. */
+	if (sqlite3_get_autocommit(st->db))
+		return -1;
 	if (simple(st, S_ROLLBACK_TO, "rollback to savepoint") < 0)
 		return -1;
 	return store_release(st);

@@ -37,6 +37,9 @@ void store_close(struct store **stp);
 const char *store_error(const struct store *st);
 /* 1 if the last failure was the disk being full or the store read-only. */
 int store_error_is_full(const struct store *st);
+/* The disk's refusal of the last write (full, I/O error, read-only) while
+ * no commit has gone through since; NULL when writes go through. */
+const char *store_write_error(const struct store *st);
 
 int store_schema_version(struct store *st);
 

@@ -116,6 +116,9 @@ def main():
     ap.add_argument("--latency", type=int, default=100)
     ap.add_argument("--no-smtp", action="store_true",
                     help="point smtp at a closed port: acks stay queued")
+    ap.add_argument("--wrap", default="",
+                    help="a command the gateway runs under, e.g. "
+                    "'perf record -g -o /tmp/perf.data --'")
     args = ap.parse_args()
 
     dovecot = peers.Dovecot()
@@ -138,7 +141,8 @@ def main():
             f.write(peers.mailbox_config(dovecot, sink, port))
         db = os.path.join(root, "var", "escalon.db")
         t0 = time.monotonic()
-        gw = subprocess.Popen([args.escalon, "-c", conf, "run"],
+        gw = subprocess.Popen(args.wrap.split() +
+                              [args.escalon, "-c", conf, "run"],
                               stderr=open(os.path.join(root, "log"), "w"))
         deadline = t0 + 600
         while time.monotonic() < deadline:

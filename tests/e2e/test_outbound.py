@@ -258,6 +258,43 @@ def test_receiver_down_then_up_delivers_once(make_gateway, make_receiver):
         "want exactly one POST with delivery %s, got %r" % (delivery, got)
 
 
+def test_an_unreachable_receiver_holds_its_queue_not_the_others(
+        make_gateway, make_receiver):
+    """Thirty messages for a receiver that is down do not each fail on
+    their own: after the first failures the destination is held (as an MTA
+    defers a dead host), its rows wait with the reason as last_error, a
+    receiver that is up is served meanwhile, and once the receiver is back
+    every message arrives once."""
+    down = make_receiver(start=False)
+    up = make_receiver()
+    gw = make_gateway(extra=outbox_conf(max_attempts=50, first="2s",
+                                        most="2s")).start()
+    tickets = [new_ticket(gw, "held-%d" % i, reply_url=down.url("/d"))
+               for i in range(30)]
+    gw.wait_log(r"destination unreachable, its messages wait.*"
+                r"dest=\"?http://127\.0\.0\.1:%d" % down.port)
+    other = new_ticket(gw, "served", reply_url=up.url("/u"))
+    up.wait(1, what="(the ack of the receiver that is up)")
+
+    # The held rows say why they wait; few of them were tried at all.
+    rows = wait_row(gw, lambda r: "unreachable" in (r["last_error"] or ""),
+                    what="a held row")
+    assert rows["recipient"] == down.url("/d"), rows
+    tried = sum(len(events_of(gw, t["ticket"], "delivery_failed"))
+                for t in tickets)
+    assert tried <= 16 + 2, "%d delivery attempts for 30 held rows" % tried
+
+    down.start()
+    down.wait(30, timeout=30, what="(the held acks)")
+    wait_until(lambda: gw.outbox() == [], 15,
+               lambda: "outbox not empty: %r" % gw.outbox())
+    gw.wait_log(r"destination reachable again")
+    time.sleep(2.5)     # a repeat would show within one retry
+    got = [r.header("X-Escalon-Delivery") for r in down.got()]
+    assert len(got) == 30 and len(set(got)) == 30, got
+    assert other["ticket"] not in {t["ticket"] for t in tickets}
+
+
 # --- 4, 5: dead letters ---------------------------------------------------
 
 def test_500_forever_goes_dead_then_retry_by_hand(make_gateway,
