@@ -58,29 +58,73 @@ static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /*
- * A header "Name: value": ASCII values as they are, others as RFC 2047
- * B-encoded UTF-8 words of at most 45 input bytes, never splitting a
- * UTF-8 character, one word per folded line.
+ * Header lines (RFC 5322 2.1.1): at most 78 characters where a fold point
+ * allows, never more than 998, or a server refuses the whole mail.
+ */
+#define LINE_SOFT	78
+#define LINE_HARD	998
+
+enum field {
+	FIELD_TEXT,		/* unstructured: Subject, the template's */
+	FIELD_STRUCTURED,	/* addresses, message ids, dates */
+};
+
+/* Only SP and HTAB fold; everything else that is not VCHAR gets encoded. */
+static int
+blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Appends ws then word to the line at *col, first starting a new line
+ * (CRLF before ws, RFC 5322 2.2.3) when it would pass LINE_SOFT. ws is
+ * never empty, so unfolding (removing the CRLF) gives back ws word.
  */
 static void
-header(struct buf *b, const char *name, const char *value)
+fold_add(struct buf *b, size_t *col, const char *ws, size_t ws_len,
+    const char *word, size_t word_len)
 {
-	adds(b, name);
-	adds(b, ": ");
-	if (ascii(value)) {
-		adds(b, value);
+	if (*col + ws_len + word_len > LINE_SOFT) {
 		adds(b, "\r\n");
-		return;
+		*col = 0;
 	}
+	add(b, ws, ws_len);
+	add(b, word, word_len);
+	*col += ws_len + word_len;
+}
+
+/*
+ * value as RFC 2047 B-encoded UTF-8 words, each where it fits in
+ * LINE_SOFT. The blanks between encoded words are not text (RFC 2047
+ * 6.2), so a reader gets value back exactly: controls, runs of blanks and
+ * words no line can hold included. A word holds at most 45 bytes (75
+ * characters, the RFC's limit) and never splits a UTF-8 character.
+ */
+static void
+encoded_words(struct buf *b, size_t *col, const char *value)
+{
 	const unsigned char *v = (const unsigned char *)value;
 	size_t n = strlen(value), i = 0;
+
 	while (i < n) {
-		size_t take = n - i < 45 ? n - i : 45;
-		while (take > 0 && i + take < n && (v[i + take] & 0xc0) == 0x80)
-			take--;
-		if (i > 0)
-			adds(b, "\r\n ");
-		adds(b, "=?UTF-8?B?");
+		/* " =?UTF-8?B?" and "?=" take 13, base64 4 per 3 bytes. */
+		size_t room = *col + 13 + 4 <= LINE_SOFT ?
+		    (LINE_SOFT - *col - 13) / 4 * 3 : 0;
+		size_t take = n - i < 45 ? n - i : 45, t;
+		if (take > room)
+			take = room;
+		for (t = take; t > 0 && i + t < n && (v[i + t] & 0xc0) == 0x80;)
+			t--;
+		if (t == 0 && *col > 0) {
+			/* A fresh line has room for any character. */
+			adds(b, "\r\n");
+			*col = 0;
+			continue;
+		}
+		if (t > 0)	/* else not UTF-8: split it anywhere */
+			take = t;
+		adds(b, " =?UTF-8?B?");
 		for (size_t k = 0; k < take; k += 3) {
 			unsigned x = v[i + k] << 16 |
 			    (k + 1 < take ? v[i + k + 1] << 8 : 0) |
@@ -91,32 +135,67 @@ header(struct buf *b, const char *name, const char *value)
 			add(b, q, 4);
 		}
 		adds(b, "?=");
+		*col += 13 + (take + 2) / 3 * 4;
 		i += take;
 	}
-	adds(b, "\r\n");
 }
 
-/* A list of message ids, one per folded line (they cannot be split). */
+/*
+ * The header "Name: value", folded at its blanks. Values that are not
+ * printable ASCII become encoded words (a CR or LF never ends the line).
+ *
+ * FIELD_TEXT comes back exactly as it went in: a value that plain words
+ * would not give back is encoded whole. That is one with a word no line
+ * of LINE_SOFT holds (the only way to break it), blanks at an end (readers
+ * strip them), or "=?" (a reader would decode it).
+ *
+ * FIELD_STRUCTURED blanks are CFWS: any run is one fold point. Its words
+ * (an address, a message id) stop being one when encoded, so a long one
+ * gets a line of its own, and one longer than LINE_HARD allows is left
+ * out: mime.c keeps Message-IDs of up to 1000 characters, and a mail that
+ * carries one is refused whole. A header left with no word is not
+ * written.
+ */
 static void
-folded_ids(struct buf *b, const char *name, const char *ids)
+header(struct buf *b, const char *name, const char *value, enum field kind)
 {
-	const char *p = ids;
-	int first = 1;
+	size_t start = b->len, name_len = strlen(name), col = name_len + 1;
+	size_t n = strlen(value);
+	const char *p = value;
+	int words = 0;
 
 	adds(b, name);
 	adds(b, ":");
-	while (*p != '\0') {
-		size_t n;
-		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-			p++;
-		n = strcspn(p, " \t\r\n");
-		if (n == 0)
-			break;
-		adds(b, first ? " " : "\r\n ");
-		add(b, p, n);
-		p += n;
-		first = 0;
+	if (!ascii(value) || (kind == FIELD_TEXT && (strstr(value, "=?") ||
+	    (n > 0 && (blank(value[0]) || blank(value[n - 1])))))) {
+		encoded_words(b, &col, value);
+		goto out;
 	}
+	while (*p != '\0') {
+		size_t ws = strspn(p, " \t"), w = strcspn(p + ws, " \t");
+		const char *word = p + ws;
+		if (w == 0)
+			break;	/* trailing blanks: CFWS */
+		p = word + w;
+		const char *sep = word - ws;
+		if (word == value || kind == FIELD_STRUCTURED)
+			sep = " ", ws = 1;	/* after the colon, or CFWS */
+		if (kind == FIELD_TEXT && ws + w > LINE_SOFT) {
+			col = name_len + 1;
+			b->len = start + col;	/* back to "Name:" */
+			encoded_words(b, &col, value);
+			goto out;
+		}
+		if (ws + w > LINE_HARD)
+			continue;
+		fold_add(b, &col, sep, ws, word, w);
+		words++;
+	}
+	if (kind == FIELD_STRUCTURED && words == 0) {
+		b->len = start;		/* the next add() ends the string */
+		return;
+	}
+out:
 	adds(b, "\r\n");
 }
 
@@ -197,31 +276,31 @@ mail_compose(const struct mail_out *m, size_t *len_r)
 
 	gmtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	header(&b, "From", m->from);
-	header(&b, "To", m->to);
+	header(&b, "From", m->from, FIELD_STRUCTURED);
+	header(&b, "To", m->to, FIELD_STRUCTURED);
 	if (m->cc != NULL)
-		header(&b, "Cc", m->cc);
+		header(&b, "Cc", m->cc, FIELD_STRUCTURED);
 	if (m->reply_to != NULL)
-		header(&b, "Reply-To", m->reply_to);
-	header(&b, "Date", date);
-	header(&b, "Message-ID", m->message_id);
+		header(&b, "Reply-To", m->reply_to, FIELD_STRUCTURED);
+	header(&b, "Date", date, FIELD_STRUCTURED);
+	header(&b, "Message-ID", m->message_id, FIELD_STRUCTURED);
 	if (m->in_reply_to != NULL)
-		header(&b, "In-Reply-To", m->in_reply_to);
+		header(&b, "In-Reply-To", m->in_reply_to, FIELD_STRUCTURED);
 	if (m->references != NULL || m->in_reply_to != NULL)
-		folded_ids(&b, "References", m->references != NULL ?
-		    m->references : m->in_reply_to);
+		header(&b, "References", m->references != NULL ?
+		    m->references : m->in_reply_to, FIELD_STRUCTURED);
 	if (m->x_loop != NULL)
-		header(&b, "X-Loop", m->x_loop);
+		header(&b, "X-Loop", m->x_loop, FIELD_STRUCTURED);
 	/* Template headers (Subject, and any the operator added); the
 	 * gateway's own are not theirs to set. */
 	for (size_t i = 0; i < m->r->n_headers; i++)
 		if (!standard_header(m->r->headers[i].name))
 			header(&b, m->r->headers[i].name,
-			    m->r->headers[i].value);
+			    m->r->headers[i].value, FIELD_TEXT);
 	if (m->automatic != MAIL_PERSON)
 		header(&b, "Auto-Submitted", m->automatic == MAIL_AUTO_REPLIED ?
-		    "auto-replied" : "auto-generated");
-	header(&b, "MIME-Version", "1.0");
+		    "auto-replied" : "auto-generated", FIELD_STRUCTURED);
+	header(&b, "MIME-Version", "1.0", FIELD_STRUCTURED);
 	if (m->r->html == NULL) {
 		text_part(&b, "text/plain", m->r->text);
 	} else {

@@ -4,8 +4,11 @@
  * has one, an HTML alternative. Also the signed identifiers SPEC.md
  * fixes: Message-IDs <esc-ID-N.MAC@domain> and reply tokens.
  *
- * Lines end in CRLF; no line exceeds 78 characters except a header that
- * cannot be folded (a long Message-ID), which stays under 998.
+ * Lines end in CRLF; headers are folded at their blanks to lines of 78.
+ * Text that cannot be (Subject or an operator's header with a very long
+ * word) becomes RFC 2047 words, which a reader decodes back exactly. Only
+ * an address or message id longer than a line passes 78; one that would
+ * pass RFC 5322's 998 is left out, or a server refuses the whole mail.
  */
 #ifndef ESCALON_MAIL_H
 #define ESCALON_MAIL_H

@@ -7,6 +7,9 @@
  * base64.b32encode of the first 10 bytes of HMAC-SHA256, lowercased), so a
  * change in the token's bit order or alphabet fails here, not only in a
  * round trip.
+ *
+ * Header folding is checked against a reader: libetpan unfolds and decodes
+ * RFC 2047 words, and must give back the text that went in.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <strings.h>
 
 #include <cmocka.h>
+#include <libetpan/libetpan.h>
 
 #include "mail.h"
 
@@ -409,9 +413,9 @@ expect_no_field(const char *msg, const char *name)
 		fail_msg("unexpected %s", got);
 }
 
-/* CRLF only, no header line over 78 characters. */
+/* CRLF only, no header line over max characters. */
 static void
-expect_wire_form(const char *msg)
+expect_lines_within(const char *msg, size_t max)
 {
 	size_t head = head_len(msg);
 
@@ -423,11 +427,17 @@ expect_wire_form(const char *msg)
 	}
 	for (const char *p = msg; p < msg + head;) {
 		const char *eol = strstr(p, "\r\n");
-		if (eol - p > 78)
-			fail_msg("header line over 78: %.*s", (int)(eol - p),
-			    p);
+		if ((size_t)(eol - p) > max)
+			fail_msg("header line over %zu: %.*s", max,
+			    (int)(eol - p), p);
 		p = eol + 2;
 	}
+}
+
+static void
+expect_wire_form(const char *msg)
+{
+	expect_lines_within(msg, 78);
 }
 
 static void
@@ -489,8 +499,8 @@ test_compose_references(void **state)
 	s = compose(&m);
 	expect_wire_form(s);
 	expect_field(s, "In-Reply-To", "In-Reply-To: <c@example.test>\r\n");
-	expect_field(s, "References", "References: <a@example.test>\r\n"
-	    " <b@example.test>\r\n <c@example.test>\r\n");
+	expect_field(s, "References", "References: <a@example.test> "
+	    "<b@example.test> <c@example.test>\r\n");
 	free(s);
 
 	/* No References given: In-Reply-To stands for them. */
@@ -499,13 +509,13 @@ test_compose_references(void **state)
 	expect_field(s, "References", "References: <c@example.test>\r\n");
 	free(s);
 
-	/* Long ids stay whole, one per line. */
+	/* Long ids stay whole, each on a line of its own. */
 	m.references = "<esc-999999999999999999-18446744073709551615."
 	    "vc66h4gdfii53ct4@a-rather-long-mail-domain.example.test> "
 	    "<CAF=3kq9xQAbCdEfGhIjKlMnOpQrStUvWxYz0123456789@mail.gmail.com>";
 	s = compose(&m);
 	expect_field(s, "References",
-	    "References: <esc-999999999999999999-18446744073709551615."
+	    "References:\r\n <esc-999999999999999999-18446744073709551615."
 	    "vc66h4gdfii53ct4@a-rather-long-mail-domain.example.test>\r\n"
 	    " <CAF=3kq9xQAbCdEfGhIjKlMnOpQrStUvWxYz0123456789@mail.gmail.com>"
 	    "\r\n");
@@ -555,10 +565,202 @@ test_compose_no_header_injection(void **state)
 	free(s);
 }
 
+/* ---- folding (RFC 5322 2.2.3, RFC 2047) ------------------------------- */
+
+/* prefix, then unit count times, then suffix (heap). */
+static char *
+repeat(const char *prefix, const char *unit, size_t count,
+    const char *suffix)
+{
+	size_t n = strlen(prefix), u = strlen(unit);
+	char *s = malloc(n + u * count + strlen(suffix) + 1);
+
+	assert_non_null(s);
+	memcpy(s, prefix, n);
+	for (size_t i = 0; i < count; i++, n += u)
+		memcpy(s + n, unit, u);
+	strcpy(s + n, suffix);
+	return s;
+}
+
+/*
+ * Header name as a reader sees it (heap): unfolded (every CRLF in a field
+ * is a fold, or its end), the blank after the colon gone, RFC 2047 words
+ * decoded by libetpan. Plain text is not handed to libetpan, which would
+ * squeeze its blanks.
+ */
+static char *
+read_field(const char *msg, const char *name)
+{
+	char *raw = field(msg, name), *v, *out = NULL;
+	size_t n = 0, index = 0;
+
+	if (raw == NULL)
+		fail_msg("no %s in\n%s", name, msg);
+	for (const char *p = raw; *p != '\0'; p++)
+		if (*p != '\r' && *p != '\n')
+			raw[n++] = *p;
+	raw[n] = '\0';
+	v = raw + strlen(name) + 1;
+	assert_int_equal(*v, ' ');
+	v++;
+	if (strstr(v, "=?") == NULL)
+		out = strdup(v);
+	else
+		assert_int_equal(mailmime_encoded_phrase_parse("us-ascii", v,
+		    strlen(v), &index, "utf-8", &out), MAILIMF_NO_ERROR);
+	free(raw);
+	assert_non_null(out);
+	return out;
+}
+
+#define LONG_NAME "X-Escalon-A-Rather-Long-Header-Name-An-Operator-Added"
+
+static const struct fold_case {
+	const char *what, *prefix, *unit;
+	size_t count;
+	const char *suffix;
+	int encoded;		/* 1: only encoded words give it back */
+} fold_cases[] = {
+	{ "1,600 characters of words", "Re: ", "Printer on fire ", 100,
+	    "now", 0 },
+	{ "the same, ending in a blank", "Re: ", "Printer on fire ", 100,
+	    "", 1 },
+	{ "2,000 characters, no blank", "", "x", 2000, "", 1 },
+	{ "Re: and 2,000 without a blank", "Re: ", "x", 2000, "", 1 },
+	{ "a word of 77 fits a line", "Re: ", "y", 77, " z", 0 },
+	{ "a word of 78 does not", "Re: ", "y", 78, " z", 1 },
+	{ "runs of blanks and tabs kept", "Re: ", "Printer  on\tfire ", 90,
+	    "end", 0 },
+	{ "long non-ASCII", "Re: ", "Réclamation facture n° 4711 – ", 60,
+	    "fin", 1 },
+	{ "4-byte characters, never split", "", "\xf0\x9f\x94\xa5", 500, "",
+	    1 },
+	{ "text that looks encoded", "Re: =?x-unknown?Q?broken=ZZ?= ", "ab ",
+	    40, "c", 1 },
+	{ "a blank first", " ", "Printer on fire ", 10, "now", 1 },
+	{ "a control character", "Re: a", "\x01", 3, "b", 1 },
+};
+
+/*
+ * Subject and an operator's header: every line within 78 (998 only for a
+ * word no encoding can break, and these have none), and a reader gets the
+ * text back exactly.
+ */
+static void
+test_compose_folds_text(void **state)
+{
+	const struct fold_case *c = *state;
+	char *value = repeat(c->prefix, c->unit, c->count, c->suffix);
+	struct rendered_header h[] = {
+		{ "Subject", value }, { LONG_NAME, value },
+	};
+	struct rendered r = tmpl;
+	struct mail_out m = base_mail();
+	char *s, *got, *raw;
+
+	r.headers = h;
+	r.n_headers = 2;
+	m.r = &r;
+	s = compose(&m);
+	expect_wire_form(s);
+	for (size_t i = 0; i < 2; i++) {
+		raw = field(s, h[i].name);
+		assert_non_null(raw);
+		if ((strstr(raw, "=?UTF-8?B?") != NULL) != c->encoded)
+			fail_msg("%s: %s encoded:\n%s", c->what,
+			    c->encoded ? "not" : "", raw);
+		got = read_field(s, h[i].name);
+		if (strcmp(got, value) != 0)
+			fail_msg("%s: read back\n[%s]\nnot\n[%s]", c->what, got,
+			    value);
+		free(got);
+		free(raw);
+	}
+	free(s);
+	free(value);
+}
+
+/* Long display names and many Cc: folded between words, read back. */
+static void
+test_compose_folds_addresses(void **state)
+{
+	char *cc = repeat("", "person-with-a-long-name@customers.example.test, ",
+	    60, "last@customers.example.test");
+	struct mail_out m = base_mail();
+	char *s, *got;
+
+	(void)state;
+	m.from = "Acme Customer Support Team of the Northern Region and Its "
+	    "Many Subsidiaries Branches and Partner Offices Worldwide "
+	    "<support@example.test>";
+	m.to = "Erika Mustermann of the Accounts Payable Department at the "
+	    "Head Office <erika@example.test>";
+	m.cc = cc;
+	m.reply_to = "Acme Support Replies for Ticket Twelve of the Northern "
+	    "Region <support+12." TOK12 "@example.test>";
+	s = compose(&m);
+	expect_wire_form(s);
+	const char *names[] = { "From", "To", "Cc", "Reply-To" };
+	const char *want[] = { m.from, m.to, m.cc, m.reply_to };
+	for (size_t i = 0; i < 4; i++) {
+		got = read_field(s, names[i]);
+		assert_string_equal(got, want[i]);
+		free(got);
+	}
+	free(s);
+	free(cc);
+}
+
+/*
+ * A message id cannot be folded or encoded: up to 997 characters it gets
+ * a line of its own (998 with the blank); a longer one (mime.c keeps them
+ * up to 1000) is left out rather than have the whole mail refused.
+ */
+static void
+test_compose_long_message_ids(void **state)
+{
+	char *fits = repeat("<", "a", 997 - 15, "@example.test>");
+	char *over = repeat("<", "b", 998 - 15, "@example.test>");
+	char *refs, *want;
+	struct mail_out m = base_mail();
+	char *s;
+
+	(void)state;
+	assert_int_equal(strlen(fits), 997);
+	assert_int_equal(strlen(over), 998);
+	assert_true(asprintf(&refs, "<a@example.test> %s %s <c@example.test>",
+	    fits, over) > 0);
+	m.in_reply_to = fits;
+	m.references = refs;
+	s = compose(&m);
+	expect_lines_within(s, 998);
+	assert_true(asprintf(&want, "In-Reply-To:\r\n %s\r\n", fits) > 0);
+	expect_field(s, "In-Reply-To", want);
+	free(want);
+	assert_true(asprintf(&want, "References: <a@example.test>\r\n %s\r\n"
+	    " <c@example.test>\r\n", fits) > 0);
+	expect_field(s, "References", want);
+	free(want);
+	free(s);
+
+	/* Nothing left to write: no header at all. */
+	m.in_reply_to = over;
+	m.references = NULL;
+	s = compose(&m);
+	expect_wire_form(s);
+	expect_no_field(s, "In-Reply-To");
+	expect_no_field(s, "References");
+	free(s);
+	free(refs);
+	free(over);
+	free(fits);
+}
+
 int
 main(void)
 {
-	struct CMUnitTest tests[64];
+	struct CMUnitTest tests[96];
 	size_t n = 0;
 
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(
@@ -593,6 +795,16 @@ main(void)
 	    test_compose_auto_submitted);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(
 	    test_compose_no_header_injection);
+	for (size_t i = 0; i < sizeof(fold_cases) / sizeof(fold_cases[0]);
+	    i++)
+		tests[n++] = (struct CMUnitTest){
+		    .name = fold_cases[i].what,
+		    .test_func = test_compose_folds_text,
+		    .initial_state = (void *)&fold_cases[i] };
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+	    test_compose_folds_addresses);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(
+	    test_compose_long_message_ids);
 	if (n > sizeof(tests) / sizeof(tests[0]))
 		abort();		/* grow tests[] */
 
