@@ -43,7 +43,10 @@
 #include "webhook.h"
 
 #define CORE_CONNECTION_LIMIT 1024
-#define CORE_CONNECTION_TIMEOUT 30	/* seconds */
+#define CORE_CONNECTION_TIMEOUT 30	/* seconds of silence */
+#define CORE_HEADER_TIMEOUT 10		/* seconds for a request's header */
+#define CORE_BODY_TIMEOUT 10		/* seconds for its body, */
+#define CORE_BODY_MIN_RATE 1024		/* plus one per this many bytes */
 #define CORE_FLUSH_MS 300		/* answers written after SIGTERM */
 
 struct core {
@@ -549,6 +552,9 @@ core_run(const char *config_path)
 	struct httpd_options ho = {
 		.connection_limit = CORE_CONNECTION_LIMIT,
 		.connection_timeout = CORE_CONNECTION_TIMEOUT,
+		.header_timeout = CORE_HEADER_TIMEOUT,
+		.body_timeout = CORE_BODY_TIMEOUT,
+		.body_min_rate = CORE_BODY_MIN_RATE,
 	};
 	char *error = NULL;
 	const char *why;

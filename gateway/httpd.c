@@ -8,6 +8,28 @@
  * http_respond stored. MHD runs in MHD_USE_EPOLL mode: its epoll fd sits in
  * our loop, and httpd_prepare runs MHD before every sleep so resumed
  * connections are answered at once.
+ *
+ * Each TCP connection has a struct http_conn (MHD's socket context) that
+ * holds the slow-client limits of httpd.h, as phases; each transition
+ * names the function that makes it:
+ *
+ *            on_connection             on_request (header in)
+ *   accept ---------------> HEADER -------------------------> BODY
+ *                             ^                                 |
+ *                             |             on_request (body in), |
+ *                             |             http_suspend          v
+ *                             +-------- on_completed --------- BUSY
+ *                                       (kept alive)
+ *
+ * HEADER must end header_ms after it began, BODY body_ms after it began
+ * plus a second per body_min_rate bytes received; BUSY has no deadline of
+ * ours (MHD's connection timeout still counts its silence), so a request
+ * suspended until its commit is never dropped. on_sweep, each second,
+ * drops the connections past their deadline; on_connection, when live
+ * connections pass h->crowded, drops the ones in HEADER or BODY whose
+ * request began first. Dropping is shutdown(2): MHD reads the end of the
+ * stream and closes the connection in its own time; its fd stays MHD's.
+ * h->conns runs from the oldest request to the newest.
  */
 #include "httpd.h"
 
@@ -24,6 +46,21 @@
 #include "log.h"
 #include "loop.h"
 
+enum conn_phase { CONN_HEADER, CONN_BODY, CONN_BUSY };
+
+/* Why a connection was dropped: on_sweep logs each count but IDLE's. */
+enum drop_why { DROP_HEADER, DROP_BODY, DROP_CROWDED, DROP_IDLE, DROP_N };
+
+struct http_conn {
+	struct http_conn *prev, *next;	/* in h->conns */
+	int fd;				/* MHD's */
+	enum conn_phase phase;
+	int64_t since;			/* ms: this phase began */
+	uint64_t received;		/* BODY: bytes so far */
+	int idle;			/* kept alive, no request line since */
+	int dropped;			/* shut down, not closed yet */
+};
+
 struct httpd {
 	struct MHD_Daemon *daemon;
 	struct loop *loop;
@@ -33,10 +70,23 @@ struct httpd {
 	int epfd;
 	unsigned suspended;
 	int quiesced;
+	struct http_conn *conns, *newest;
+	unsigned n_conns, n_dropped;	/* n_dropped: of n_conns */
+	unsigned crowded;		/* live ones past this: drop */
+	int64_t header_ms, body_ms;	/* 0: no deadline */
+	unsigned body_min_rate;
+	unsigned drops[DROP_N];		/* since the last sweep */
+	struct loop_timer *sweep;	/* armed while there are connections */
+	int64_t log_second;		/* mhd_log's: lines in this second, */
+	unsigned log_lines, log_unsaid;	/* and those left out */
 };
 
 /* An oversized body is read and thrown away up to this much. */
 #define HTTPD_MAX_DRAIN (64u << 20)
+#define HTTPD_SWEEP_MS 1000
+/* MHD has a line for each connection that ends badly, as each dropped one
+ * does: this many a second, then only how many more. */
+#define HTTPD_LOG_PER_SECOND 10
 
 /* Request states, in order; each handler call asserts where it is. */
 enum req_state { REQ_BODY, REQ_SUSPENDED, REQ_ANSWERED };
@@ -44,6 +94,7 @@ enum req_state { REQ_BODY, REQ_SUSPENDED, REQ_ANSWERED };
 struct http_req {
 	struct httpd *h;
 	struct MHD_Connection *conn;
+	struct http_conn *hc;	/* NULL if it could not be tracked */
 	const struct http_route *route;
 	enum req_state state;
 	const char *method, *path;
@@ -109,6 +160,183 @@ find_route(const struct httpd *h, const char *method, const char *path)
 	return NULL;
 }
 
+static struct http_conn *
+conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void
+conn_enter(struct http_conn *c, enum conn_phase phase)
+{
+	if (c == NULL)
+		return;
+	c->phase = phase;
+	c->since = loop_now_ms();
+	c->received = 0;
+}
+
+static void
+conn_link_newest(struct httpd *h, struct http_conn *c)
+{
+	c->next = NULL;
+	c->prev = h->newest;
+	if (h->newest != NULL)
+		h->newest->next = c;
+	else
+		h->conns = c;
+	h->newest = c;
+}
+
+static void
+conn_unlink(struct httpd *h, struct http_conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		h->newest = c->prev;
+}
+
+/* When c's phase must be over: INT64_MAX for none. */
+static int64_t
+conn_deadline(const struct httpd *h, const struct http_conn *c)
+{
+	int64_t grace = 0;
+
+	switch (c->phase) {
+	case CONN_HEADER:
+		return h->header_ms > 0 ? c->since + h->header_ms : INT64_MAX;
+	case CONN_BODY:
+		if (h->body_ms == 0)
+			return INT64_MAX;
+		if (h->body_min_rate > 0)
+			grace = (int64_t)(c->received * 1000 /
+			    h->body_min_rate);
+		return c->since + h->body_ms + grace;
+	case CONN_BUSY:
+		break;
+	}
+	return INT64_MAX;
+}
+
+static void
+conn_drop(struct httpd *h, struct http_conn *c, enum drop_why why)
+{
+	(void)shutdown(c->fd, SHUT_RDWR);
+	c->dropped = 1;
+	h->n_dropped++;
+	h->drops[why]++;
+}
+
+static void
+mhd_log_unsaid(struct httpd *h)
+{
+	if (h->log_unsaid > 0)
+		log_warn("http messages not logged", "count=%u",
+		    h->log_unsaid);
+	h->log_unsaid = 0;
+}
+
+static void on_sweep(struct loop *l, void *arg);
+
+static void
+sweep_arm(struct httpd *h)
+{
+	if (h->sweep == NULL && h->n_conns > 0)
+		h->sweep = loop_timer_add(h->loop, HTTPD_SWEEP_MS, on_sweep, h);
+}
+
+/* One line per reason and sweep, however many went: no log flood. */
+static void
+on_sweep(struct loop *l, void *arg)
+{
+	static const char *const reason[DROP_N] = {
+		[DROP_HEADER] = "header", [DROP_BODY] = "body",
+		[DROP_CROWDED] = "crowded", [DROP_IDLE] = NULL,
+	};
+	struct httpd *h = arg;
+	int64_t now = loop_now_ms();
+
+	(void)l;
+	h->sweep = NULL;
+	for (struct http_conn *c = h->conns; c != NULL; c = c->next) {
+		if (c->dropped || now < conn_deadline(h, c))
+			continue;
+		conn_drop(h, c, c->phase == CONN_BODY ? DROP_BODY :
+		    c->idle ? DROP_IDLE : DROP_HEADER);
+	}
+	for (int i = 0; i < DROP_N; i++) {
+		if (h->drops[i] > 0 && reason[i] != NULL)
+			log_warn("slow http clients dropped",
+			    "reason=%s count=%u", reason[i], h->drops[i]);
+		h->drops[i] = 0;
+	}
+	mhd_log_unsaid(h);
+	sweep_arm(h);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct httpd *h = cls;
+	struct http_conn *c = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (c == NULL)
+			return;
+		if (c->dropped)
+			h->n_dropped--;
+		conn_unlink(h, c);
+		h->n_conns--;
+		free(c);
+		*socket_context = NULL;
+		return;
+	}
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		/* Untracked, it would have no deadline. */
+		(void)shutdown(ci->connect_fd, SHUT_RDWR);
+		return;
+	}
+	c->fd = ci->connect_fd;
+	c->phase = CONN_HEADER;
+	c->since = loop_now_ms();
+	conn_link_newest(h, c);
+	h->n_conns++;
+	*socket_context = c;
+	/* Crowded: room for the newcomer, at the cost of the request that has
+	 * been coming in longest. */
+	for (struct http_conn *o = h->conns;
+	    o != c && h->n_conns - h->n_dropped > h->crowded; o = o->next)
+		if (!o->dropped && o->phase != CONN_BUSY)
+			conn_drop(h, o, DROP_CROWDED);
+	sweep_arm(h);
+}
+
+/* A request line is in: a kept-alive connection is idle no more. */
+static void *
+on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct http_conn *c = conn_of(conn);
+
+	(void)cls;
+	(void)uri;
+	if (c != NULL)
+		c->idle = 0;
+	return NULL;
+}
+
 static enum MHD_Result
 queue(struct http_req *req)
 {
@@ -135,6 +363,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_NO;
 		req->h = h;
 		req->conn = conn;
+		req->hc = conn_of(conn);
+		conn_enter(req->hc, CONN_BODY);
 		req->method = method;
 		req->path = url;
 		req->state = REQ_BODY;
@@ -172,11 +402,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		/* Answering before the body is read makes MHD skip it and
 		 * close the connection: right for 404 and a known 413. */
-		if (req->answered_early)
+		if (req->answered_early) {
+			conn_enter(req->hc, CONN_BUSY);
 			return queue(req);
+		}
 		return MHD_YES;
 	}
 	if (req->state == REQ_BODY && *upload_size > 0) {
+		if (req->hc != NULL)
+			req->hc->received += *upload_size;
 		if (!req->too_big && req->len + *upload_size <= req->max) {
 			char *b = realloc(req->body, req->len + *upload_size +
 			    1);
@@ -200,6 +434,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	conn_enter(req->hc, CONN_BUSY);
 	if (req->response != NULL)
 		return queue(req);
 	if (req->state != REQ_BODY)
@@ -221,11 +456,18 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct httpd *h = cls;
 	struct http_req *req = *con_cls;
+	struct http_conn *c = conn_of(conn);
 
-	(void)cls;
-	(void)conn;
 	(void)toe;
+	/* The next request on this connection begins now: the newest. */
+	if (c != NULL) {
+		conn_enter(c, CONN_HEADER);
+		c->idle = 1;
+		conn_unlink(h, c);
+		conn_link_newest(h, c);
+	}
 	if (req == NULL)
 		return;
 	if (req->response != NULL)
@@ -260,9 +502,20 @@ on_prepare(struct loop *l, void *arg)
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct httpd *h = cls;
+	int64_t second = loop_now_ms() / 1000;
 	char buf[512];
 
-	(void)cls;
+	if (second != h->log_second) {
+		mhd_log_unsaid(h);
+		h->log_second = second;
+		h->log_lines = 0;
+	}
+	if (h->log_lines >= HTTPD_LOG_PER_SECOND) {
+		h->log_unsaid++;
+		return;
+	}
+	h->log_lines++;
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
 	log_warn("http", "detail=%s", log_q(buf));
@@ -284,6 +537,10 @@ httpd_new(struct loop *l, const struct httpd_options *o,
 	h->routes = routes;
 	h->n_routes = n_routes;
 	h->arg = arg;
+	h->crowded = o->connection_limit - o->connection_limit / 16;
+	h->header_ms = (int64_t)o->header_timeout * 1000;
+	h->body_ms = (int64_t)o->body_timeout * 1000;
+	h->body_min_rate = o->body_min_rate;
 	if (parse_listen(o->listen, &ss) < 0) {
 		if (asprintf(error_r, "listen \"%s\": not HOST:PORT",
 		    o->listen) < 0)
@@ -293,11 +550,13 @@ httpd_new(struct loop *l, const struct httpd_options *o,
 	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 	    MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 	    0, NULL, NULL, on_request, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_CONNECTION_LIMIT, o->connection_limit,
 	    MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+	    MHD_OPTION_URI_LOG_CALLBACK, on_request_line, h,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
 	    MHD_OPTION_END);
 	if (h->daemon == NULL) {
@@ -330,6 +589,8 @@ httpd_free(struct httpd **hp)
 		return;
 	loop_fd_del(h->loop, h->epfd);
 	MHD_stop_daemon(h->daemon);
+	loop_timer_cancel(h->loop, &h->sweep);
+	mhd_log_unsaid(h);
 	free(h);
 	*hp = NULL;
 }
@@ -396,6 +657,7 @@ http_suspend(struct http_req *req)
 		return;
 	req->state = REQ_SUSPENDED;
 	req->h->suspended++;
+	conn_enter(req->hc, CONN_BUSY);
 	MHD_suspend_connection(req->conn);
 }
 

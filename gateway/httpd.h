@@ -31,10 +31,25 @@ struct http_route {
 	void (*handle)(struct http_req *req, void *arg);
 };
 
+/*
+ * Limits against clients that hold connections without finishing their
+ * requests (slowloris): silence is not needed for that, one byte a second
+ * does it, so each request also has deadlines, whatever trickles in. A
+ * connection past one is dropped; so is, when the connections near
+ * connection_limit, the one whose request started first and is still
+ * coming in. A request whose body is in (being handled, waiting for its
+ * commit, or being answered) is never dropped for these.
+ */
 struct httpd_options {
 	const char *listen;		/* "127.0.0.1:8025", "[::1]:8025" */
-	unsigned connection_limit;
+	unsigned connection_limit;	/* open at once; past 15/16 of it, the
+					   oldest unfinished requests go */
 	unsigned connection_timeout;	/* seconds of silence allowed */
+	unsigned header_timeout;	/* seconds from accept (or the previous
+					   answer) to the end of the header */
+	unsigned body_timeout;		/* seconds for a body, from the end of
+					   its header, */
+	unsigned body_min_rate;		/* plus one per this many bytes in */
 };
 
 struct httpd *httpd_new(struct loop *l, const struct httpd_options *o,
