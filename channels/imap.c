@@ -46,6 +46,14 @@ struct imap_child {
 	uint32_t bad_validity, bad_uid;	/* crashed this child before: hand
 					   it over unparsed */
 	int64_t bad_crashes;
+	/* The next chunk's messages, parsed while the core commits the one
+	 * before and sent once it has: a failed commit drops them, as the
+	 * mailbox is read again from the checkpoint. */
+	struct held {
+		char **frames;
+		size_t *lens, n, cap;
+	} held;
+	char commit_ck[32];		/* asked, not yet answered */
 };
 
 /* A mail on the server: its UID and size. */
@@ -400,8 +408,45 @@ out:
 	return rc;
 }
 
+static int
+hold(struct imap_child *c, char *frame, size_t len)
+{
+	struct held *h = &c->held;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 64;
+		char **f = realloc(h->frames, cap * sizeof(*f));
+		if (f != NULL)
+			h->frames = f;
+		size_t *l = realloc(h->lens, cap * sizeof(*l));
+		if (l != NULL)
+			h->lens = l;
+		if (f == NULL || l == NULL)
+			return -1;
+		h->cap = cap;
+	}
+	h->frames[h->n] = frame;
+	h->lens[h->n++] = len;
+	return 0;
+}
+
+/* Send what is held (send: 1) or drop it (0). */
+static void
+held_release(struct imap_child *c, int send)
+{
+	struct held *h = &c->held;
+
+	for (size_t i = 0; i < h->n; i++) {
+		if (send)
+			childlink_send(&c->link, FRAME_MSG, h->frames[i],
+			    h->lens[i]);
+		free(h->frames[i]);
+	}
+	h->n = 0;
+}
+
 /*
- * Normalise one mail and hand it to the core; whole_size, when only the
+ * Normalise one mail and hold it for the core; whole_size, when only the
  * header was fetched, is the mail's size. The core hears which mail is in
  * the parser first, so that a mail that crashes this child can be named;
  * the one it asked to set aside goes over unparsed. -1 only when out of
@@ -440,9 +485,9 @@ send_mail(struct imap_child *c, uint32_t uid, const char *raw, size_t len,
 		m->raw_size = (int64_t)len;
 	}
 	/* Source, queue and scopes are the core's to set. */
-	if (inbound_msg_pack(m, &buf, &blen) < 0)
+	if (inbound_msg_pack(m, &buf, &blen) < 0 || hold(c, buf, blen) < 0)
 		goto out;
-	childlink_send(&c->link, FRAME_MSG, buf, blen);
+	buf = NULL;
 	rc = 0;
 out:
 	if (rc < 0)
@@ -503,6 +548,8 @@ fetch_chunk(struct imap_child *c, const struct uid_size *v, size_t n)
 		    v[0].size : 0) < 0)
 			goto out;
 	}
+	/* The parser is idle: a death from here on is no mail's doing. */
+	childlink_send(&c->link, FRAME_PARSING, "", 0);
 	rc = 0;
 out:
 	if (result != NULL)
@@ -543,23 +590,30 @@ out:
 	return rc;
 }
 
+/* Ask the core to commit what was sent, up to uid; commit_wait hears the
+ * answer. */
+static void
+commit_ask(struct imap_child *c, uint32_t uid)
+{
+	snprintf(c->commit_ck, sizeof(c->commit_ck), "%" PRIu32 ":%" PRIu32,
+	    c->validity, uid);
+	childlink_send(&c->link, FRAME_COMMIT, c->commit_ck,
+	    strlen(c->commit_ck));
+}
+
 /*
- * Commit up to uid: 1 committed, 0 the core could not (fetch again). Both
- * answers name the checkpoint; an answer naming another is stale (meant
- * for an earlier commit) and ignored.
+ * 1 committed, 0 the core could not (fetch again). Both answers name the
+ * checkpoint; an answer naming another is stale (meant for an earlier
+ * commit) and ignored.
  */
 static int
-commit(struct imap_child *c, uint32_t uid)
+commit_wait(struct imap_child *c)
 {
-	char ck[32];
+	const char *ck = c->commit_ck, *payload;
 	int type;
-	const char *payload;
 	size_t len;
-	int64_t until;
+	int64_t until = childlink_now_ms() + COMMIT_WAIT_MS;
 
-	snprintf(ck, sizeof(ck), "%" PRIu32 ":%" PRIu32, c->validity, uid);
-	childlink_send(&c->link, FRAME_COMMIT, ck, strlen(ck));
-	until = childlink_now_ms() + COMMIT_WAIT_MS;
 	while (childlink_next(&c->link, until - childlink_now_ms(), &type,
 	    &payload, &len) == 1) {
 		if ((type != FRAME_COMMITTED && type != FRAME_FAILED) ||
@@ -591,36 +645,50 @@ static int
 sync_once(struct imap_child *c)
 {
 	struct uid_size *v;
-	size_t n, i = 0;
+	size_t n, i = 0, asked = 0, asked_n = 0;
 	int rc = -1;
 
 	if (list_new(c, &v, &n) < 0)
 		return -1;
-	while (i < n) {
+	/* Chunk k+1 is fetched and parsed while the core commits chunk k. */
+	while (i < n || asked_n > 0) {
 		/* A chunk: up to CHUNK_MSGS mails and CHUNK_BYTES, and mails
 		 * over the size limit (fetched header only) on their own. */
-		size_t k = 1, bytes = v[i].size;
-		int big = v[i].size > c->s.limits.max_message_size;
-		while (!big && i + k < n && k < CHUNK_MSGS &&
-		    v[i + k].size <= c->s.limits.max_message_size &&
-		    bytes + v[i + k].size <= CHUNK_BYTES)
-			bytes += v[i + k++].size;
-		if (fetch_chunk(c, v + i, k) < 0)
-			goto out;
-		if (!commit(c, v[i + k - 1].uid)) {
-			pause_ms(c, 2000);
-			rc = 1;
-			goto out;
+		size_t k = 0, bytes = 0;
+		if (i < n) {
+			int big = v[i].size > c->s.limits.max_message_size;
+			k = 1, bytes = v[i].size;
+			while (!big && i + k < n && k < CHUNK_MSGS &&
+			    v[i + k].size <= c->s.limits.max_message_size &&
+			    bytes + v[i + k].size <= CHUNK_BYTES)
+				bytes += v[i + k++].size;
+			if (fetch_chunk(c, v + i, k) < 0)
+				goto out;
 		}
-		c->last_uid = v[i + k - 1].uid;
-		if (mark_seen(c, v + i, k) < 0) {
-			status(c, "down", "cannot set \\Seen");
-			goto out;
+		if (asked_n > 0) {
+			if (!commit_wait(c)) {
+				pause_ms(c, 2000);
+				rc = 1;
+				goto out;
+			}
+			c->last_uid = v[asked + asked_n - 1].uid;
+			if (mark_seen(c, v + asked, asked_n) < 0) {
+				status(c, "down", "cannot set \\Seen");
+				goto out;
+			}
+			asked_n = 0;
 		}
-		i += k;
+		if (k > 0) {
+			held_release(c, 1);
+			commit_ask(c, v[i + k - 1].uid);
+			asked = i;
+			asked_n = k;
+			i += k;
+		}
 	}
 	rc = 0;
 out:
+	held_release(c, 0);
 	free(v);
 	return rc;
 }

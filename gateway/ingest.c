@@ -594,10 +594,15 @@ ingest_message(struct store *st, const struct env *e, int64_t now,
 	if (store_message_insert(st, &msg, &msg_id) < 0 ||
 	    keep_cc(st, e, now, m, r->ticket_id) < 0)
 		goto out;
+	/* An attachment is an index into the raw source when that is kept
+	 * whole: its content would be the same bytes a second time, the
+	 * largest part of what a mail writes (DESIGN: attachment metadata,
+	 * and the raw source). */
+	int raw_whole = m->raw != NULL && !m->truncated;
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		const struct inbound_attachment *a = &m->attachments[i];
 		if (store_attachment_add(st, msg_id, a->name, a->type, a->size,
-		    a->data) < 0)
+		    raw_whole ? NULL : a->data) < 0)
 			goto out;
 	}
 	if (m->truncated && note_too_large(st, e, now, r->ticket_id, m) < 0)

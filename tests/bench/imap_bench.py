@@ -81,6 +81,27 @@ def count(db, sql):
         return 0
 
 
+def cpu_seconds(pid):
+    """(core, children) CPU seconds, user + system, of the gateway pid and
+    of its channel children, read from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(p):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            return None, 0.0
+    kids = 0.0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            ppid, secs = of(int(d))
+            if ppid == pid:
+                kids += secs
+    return of(pid)[1], kids
+
+
 def raw_idle_latency(dovecot, n=5):
     """What a bare IDLE client sees: append -> '* N EXISTS'."""
     import socket
@@ -151,11 +172,16 @@ def main():
                 break
             time.sleep(0.05)
         took = time.monotonic() - t0
+        cpu = cpu_seconds(gw.pid)
         acks = count(db, "SELECT count(*) FROM outbox WHERE template='ack'")
         print("IMAP ingest: %d mails -> %d tickets, %d acks queued in "
               "%.2f s (from the gateway's start): %.0f messages/s"
               % (args.mails, n, acks, took, n / took))
 
+        print("CPU during the ingest: core %.2f s, mailbox child %.2f s "
+              "(%.0f us and %.0f us per mail)" % (
+                  cpu[0], cpu[1], 1e6 * cpu[0] / max(n, 1),
+                  1e6 * cpu[1] / max(n, 1)))
         lat = []
         for i in range(args.latency):
             time.sleep(0.2)
