@@ -166,30 +166,38 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libescalon.a
 	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_FLAGS) -DFUZZ_TOP='"$(CURDIR)"' \
 	    $(LDFLAGS) -o $@ $< $(FUZZ_BUILD)/libescalon.a $(ALL_LDLIBS)
 
+# Targets run FUZZ_JOBS at a time (one per core); each prints one line.
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 fuzz: $(FUZZ_BINS)
-	@fail=0; start=$$(date +%s); \
-	for t in $(FUZZ_TARGETS); do \
-	    corpus=$(FUZZ_BUILD)/corpus/$$t; art=$(FUZZ_BUILD)/artifacts/$$t; \
-	    log=$(FUZZ_BUILD)/$$t.log; extra=; \
-	    mkdir -p $$corpus $$art; \
-	    if [ -d tests/fuzz/crashes/$$t ] && ! $(FUZZ_ENV) \
-	        $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/crashes/$$t/* >$$log 2>&1; \
-	    then echo "fuzz: $$t FAILED a regression case (tests/fuzz/crashes/$$t)"; \
-	        fail=$$((fail+1)); continue; fi; \
-	    if [ $$t = mime ] && [ -d $(FUZZ_CORPUS) ]; then \
-	        extra=$(FUZZ_CORPUS); fi; \
-	    if $(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -print_final_stats=1 \
-	        -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
-	        -artifact_prefix=$$art/ $$corpus tests/fuzz/seeds/$$t \
-	        $$extra >$$log 2>&1; then st=ok; \
-	    else st=FAILED; fail=$$((fail+1)); fi; \
-	    runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
-	    rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
-	    echo "fuzz: $$t $$st runs=$${runs:-?} exec/s=$${rate:-?} log=$$log"; \
-	    if [ $$st != ok ]; then grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|fuzz_)' $$log | head -8; fi; \
-	done; \
+	@start=$$(date +%s); rm -f $(FUZZ_BUILD)/*.status; \
+	$(MAKE) --no-print-directory -j$(FUZZ_JOBS) \
+	    $(FUZZ_TARGETS:%=fuzz-run-%); \
+	fail=$$(cat $(FUZZ_BUILD)/*.status | grep -vc '^ok$$'); \
 	echo "fuzz: $$fail of $(words $(FUZZ_TARGETS)) targets failed, $$(( $$(date +%s) - start ))s"; \
 	test $$fail -eq 0
+
+# One target: its past findings first (regression cases), then FUZZ_SECONDS
+# of fuzzing; the verdict goes to $(FUZZ_BUILD)/TARGET.status.
+fuzz-run-%: $(FUZZ_BUILD)/fuzz_%
+	@t=$*; corpus=$(FUZZ_BUILD)/corpus/$$t; art=$(FUZZ_BUILD)/artifacts/$$t; \
+	log=$(FUZZ_BUILD)/$$t.log; extra=; st=ok; \
+	mkdir -p $$corpus $$art; \
+	if [ -d tests/fuzz/crashes/$$t ] && ! $(FUZZ_ENV) \
+	    $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/crashes/$$t/* >$$log 2>&1; then \
+	    echo "fuzz: $$t FAILED a regression case (tests/fuzz/crashes/$$t)"; \
+	    echo FAILED >$(FUZZ_BUILD)/$$t.status; exit 0; fi; \
+	if [ $$t = mime ] && [ -d $(FUZZ_CORPUS) ]; then \
+	    extra=$(FUZZ_CORPUS); fi; \
+	$(FUZZ_ENV) $(FUZZ_BUILD)/fuzz_$$t -print_final_stats=1 \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+	    -artifact_prefix=$$art/ $$corpus tests/fuzz/seeds/$$t \
+	    $$extra >$$log 2>&1 || st=FAILED; \
+	runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log); \
+	rate=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log); \
+	echo $$st >$(FUZZ_BUILD)/$$t.status; \
+	{ echo "fuzz: $$t $$st runs=$${runs:-?} exec/s=$${rate:-?} log=$$log"; \
+	if [ $$st != ok ]; then grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written|fuzz_)' $$log | head -8; fi; }
 
 clean:
 	rm -rf build build-asan build-fuzz escalon
