@@ -52,7 +52,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from conftest import (REPO, SECRET, Gateway, Response, check_sanitizer,
-                      wait_until, webhook_msg)
+                      sanitized, wait_until, webhook_msg)
 
 WAIT = 25           # polling window for something that must happen
 FIRST_RESPONSE = 4  # seconds: S1's first_response target
@@ -467,13 +467,6 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS for %d" % pid)
-
-
-def sanitized(binary):
-    """True for an ASan build: its quarantine holds freed memory, so the
-    resident size says nothing (LeakSanitizer reports leaks at exit)."""
-    with open(binary, "rb") as f:
-        return b"__asan_init" in f.read()
 
 
 @pytest.mark.parametrize("path", ["/metrics", "/healthz", "/api/tickets"])
