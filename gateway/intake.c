@@ -227,8 +227,13 @@ on_status(struct source_child *x, const char *payload, size_t len)
 	const char *state = NULL, *detail = NULL;
 
 	if (o != NULL && json_unpack(o, "{s:s, s?s}", "state", &state,
-	    "detail", &detail) == 0)
+	    "detail", &detail) == 0) {
+		int back = x->kind == KIND_XMPP && strcmp(state, "online") == 0 &&
+		    strcmp(x->state, "online") != 0;
 		set_state(x, state, detail);
+		if (back && x->in->host.sender != NULL)
+			sender_chat_online(x->in->host.sender, x->source);
+	}
 	json_decref(o);
 }
 

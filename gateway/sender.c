@@ -500,6 +500,24 @@ hold_note(struct sender *s, const struct job *j, enum outbox_verdict v,
 	}
 }
 
+void
+sender_chat_online(struct sender *s, const char *account)
+{
+	struct hold **hp = hold_find(s, "xmpp", "", account), *h = *hp;
+
+	if (h != NULL) {
+		*hp = h->next;
+		free(h->dest);
+		free(h);
+	}
+	/* Their retry times were set while the account was away. */
+	if (store_outbox_release(s->store, "xmpp", account,
+	    clock_now(s->clock)) < 0)
+		log_error("chat messages not released", "account=%s error=%s",
+		    log_q(account), log_q(store_error(s->store)));
+	sender_kick(s);
+}
+
 /* --- curl multi in the loop ---------------------------------------------- */
 
 static void

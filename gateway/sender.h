@@ -54,6 +54,8 @@ typedef int sender_chat_fn(void *arg, int64_t row_id, const char *account,
     const char *to, const char *stanza_id, const char *body, size_t len,
     const char **error_r);
 void sender_set_chat(struct sender *s, sender_chat_fn *fn, void *arg);
+/* A chat account is online again: its waiting rows go now. */
+void sender_chat_online(struct sender *s, const char *account);
 void sender_chat_done(struct sender *s, int64_t row_id, int delivered,
     int permanent, const char *error);
 

@@ -186,7 +186,8 @@ enum stmt_id {
 	S_OUTBOX_BY_IDENTITY, S_OUTBOX_RECENT, S_MESSAGE_IDS_IN,
 	S_CC_ADD, S_CC_LIST,
 	S_OUTBOX_INSERT, S_OUTBOX_DUE, S_OUTBOX_NEXT_DUE, S_OUTBOX_SET,
-	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_COUNT,
+	S_OUTBOX_GET, S_OUTBOX_LIST, S_OUTBOX_UNSTICK, S_OUTBOX_RELEASE,
+	S_OUTBOX_COUNT,
 	S_TAG_ADD, S_TAG_LIST, S_DUE_TICKETS, S_NEXT_DUE, S_OPEN_IDS,
 	S_DUE_IDS, S_REPORT_ROWS, S_M_TICKETS, S_M_ESCALATIONS, S_M_WARNINGS,
 	S_M_BREACHES, S_M_INBOUND, S_CSAT_CREATE, S_CSAT_FIND, S_CSAT_RATE,
@@ -310,6 +311,10 @@ static const char *const sql[S_COUNT] = {
 	/* After a crash: what was in flight goes out again, same identity. */
 	[S_OUTBOX_UNSTICK] =
 	    "UPDATE outbox SET state = 'retry' WHERE state = 'sending'",
+	[S_OUTBOX_RELEASE] =
+	    "UPDATE outbox SET next_attempt_at = ? WHERE state IN "
+	    "('queued','retry') AND channel = ? AND signer = ? AND "
+	    "next_attempt_at > ?",
 	[S_OUTBOX_COUNT] =
 	    "SELECT coalesce(sum(state IN ('queued','sending','retry')), 0), "
 	    "coalesce(sum(state = 'dead'), 0) FROM outbox",
@@ -1406,6 +1411,21 @@ store_outbox_unstick(struct store *st, int *n_r)
 		return -1;
 	*n_r = sqlite3_changes(st->db);
 	return 0;
+}
+
+int
+store_outbox_release(struct store *st, const char *channel,
+    const char *signer, int64_t now)
+{
+	sqlite3_stmt *s = stmt(st, S_OUTBOX_RELEASE);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, channel);
+	bind_text(s, 3, signer);
+	sqlite3_bind_int64(s, 4, now);
+	return exec_done(st, s, "release waiting messages");
 }
 
 int

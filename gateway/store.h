@@ -161,6 +161,9 @@ int store_outbox_list(struct store *st, int dead, store_outbox_cb *cb,
     void *arg);
 /* Rows left `sending` by a crash become `retry`; *n_r how many. */
 int store_outbox_unstick(struct store *st, int *n_r);
+/* Rows of channel and signer waiting for a later attempt are due now. */
+int store_outbox_release(struct store *st, const char *channel,
+    const char *signer, int64_t now);
 /* Addresses the customer copied in (Cc), kept on the ticket. */
 int store_ticket_cc_add(struct store *st, int64_t ticket_id,
     const char *address, int64_t at);

@@ -270,6 +270,34 @@ def test_prosody_restart_the_gateway_logs_in_again(prosody, chat_customer,
     assert g.running(), g.stderr()
 
 
+def test_a_reply_queued_while_offline_goes_when_the_account_is_back(
+        prosody, chat_customer, make_gateway):
+    """An agent's reply written while the chat server is down waits, and
+    goes as soon as the gateway is logged in again, not at the end of a
+    long retry backoff (retry_first is 60 s here)."""
+    erika = chat_customer(prosody, "erika", "pw")
+    g = started(make_gateway, prosody, extra='outbox { retry_first = "60s" '
+                ' retry_max = "10m" }\n')
+    erika.send(SUPPORT, "Invoice missing\nNo invoice for November.")
+    tid = wait_ticket(g, "Invoice missing")["id"]
+    wait_ack(erika, tid)
+
+    prosody.stop()
+    text = "Here is your November invoice."
+    g.ok("reply", tid, "--as", "alice", text)
+    g.wait_log(r"destination unreachable, its messages wait.*xmpp:chat", T)
+    ne = erika.sessions
+    prosody.start()
+    erika.wait_online(T, after=ne)
+    prosody.wait_online(SUPPORT, RECONNECT)
+    t0 = time.monotonic()
+    erika.wait_for(lambda c: c.bare == SUPPORT and text in c.body, 15,
+                   what="the reply queued while offline")
+    assert time.monotonic() - t0 < 15
+    time.sleep(2)               # time for a duplicate to show up
+    assert len([c for c in erika.all() if text in c.body]) == 1, erika.all()
+
+
 # -- f. hostile stanzas ----------------------------------------------------
 
 CHATSTATES = "http://jabber.org/protocol/chatstates"
