@@ -10,7 +10,9 @@
  *                                 attempt failed-----------> dead
  *   retry --due again--> sending
  *   dead --`escalon outbox --retry`--> queued (attempts start again)
- *   sending --the core died--> retry (at start-up, store_outbox_unstick)
+ *   sending --the core died--> retry, or dead at max_attempts (at
+ *                              start-up, store_outbox_unstick: the
+ *                              interrupted send counts as an attempt)
  *
  * A message keeps its identity through all of it, so a receiver can drop a
  * repeat: only a message in flight at a crash is ever sent twice.

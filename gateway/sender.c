@@ -942,7 +942,8 @@ sender_new(struct loop *l, struct store *st, const struct clock *clock,
 	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
 	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-	if (store_outbox_unstick(st, &n) < 0) {
+	/* A clean stop leaves nothing `sending`: what is, a crash left. */
+	if (store_outbox_unstick(st, 1, c->outbox.max_attempts, &n) < 0) {
 		if (asprintf(error_r, "sender: %s", store_error(st)) < 0)
 			*error_r = NULL;
 		sender_free(&s);
@@ -969,7 +970,7 @@ sender_free(struct sender **sp)
 		job_free(j);
 	}
 	if (s->n_jobs > 0)
-		store_outbox_unstick(s->store, &n);
+		store_outbox_unstick(s->store, 0, 0, &n);
 	record_parked(s);	/* a last try: else these go out again */
 	while (s->parked != NULL) {
 		struct job *j = s->parked;

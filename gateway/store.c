@@ -310,7 +310,10 @@ static const char *const sql[S_COUNT] = {
 	    "('queued','sending','retry')) ORDER BY id",
 	/* After a crash: what was in flight goes out again, same identity. */
 	[S_OUTBOX_UNSTICK] =
-	    "UPDATE outbox SET state = 'retry' WHERE state = 'sending'",
+	    "UPDATE outbox SET attempts = attempts + ?1, state = CASE WHEN "
+	    "?1 AND attempts + 1 >= ?2 THEN 'dead' ELSE 'retry' END, "
+	    "last_error = CASE WHEN ?1 THEN 'the gateway stopped while "
+	    "sending it' ELSE last_error END WHERE state = 'sending'",
 	[S_OUTBOX_RELEASE] =
 	    "UPDATE outbox SET next_attempt_at = ? WHERE state IN "
 	    "('queued','retry') AND channel = ? AND signer = ? AND "
@@ -1403,11 +1406,16 @@ store_outbox_list(struct store *st, int dead, store_outbox_cb *cb, void *arg)
 }
 
 int
-store_outbox_unstick(struct store *st, int *n_r)
+store_outbox_unstick(struct store *st, int crashed, int max_attempts,
+    int *n_r)
 {
 	sqlite3_stmt *s = stmt(st, S_OUTBOX_UNSTICK);
 
-	if (s == NULL || exec_done(st, s, "requeue in-flight messages") < 0)
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int(s, 1, crashed != 0);
+	sqlite3_bind_int(s, 2, max_attempts);
+	if (exec_done(st, s, "requeue in-flight messages") < 0)
 		return -1;
 	*n_r = sqlite3_changes(st->db);
 	return 0;

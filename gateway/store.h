@@ -159,8 +159,14 @@ int store_outbox_get(struct store *st, int64_t id, store_outbox_cb *cb,
 /* dead 0: rows waiting or in flight; dead 1: dead letters. */
 int store_outbox_list(struct store *st, int dead, store_outbox_cb *cb,
     void *arg);
-/* Rows left `sending` by a crash become `retry`; *n_r how many. */
-int store_outbox_unstick(struct store *st, int *n_r);
+/*
+ * Rows left `sending` go back to `retry`; *n_r how many. After a crash
+ * (crashed 1) the interrupted send counts as an attempt, so a message that
+ * brings the gateway down each time it is sent ends dead at max_attempts
+ * instead of looping; after a clean stop it does not count.
+ */
+int store_outbox_unstick(struct store *st, int crashed, int max_attempts,
+    int *n_r);
 /* Rows of channel and signer waiting for a later attempt are due now. */
 int store_outbox_release(struct store *st, const char *channel,
     const char *signer, int64_t now);

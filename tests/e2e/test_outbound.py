@@ -295,6 +295,43 @@ def test_an_unreachable_receiver_holds_its_queue_not_the_others(
     assert other["ticket"] not in {t["ticket"] for t in tickets}
 
 
+def test_a_send_cut_by_a_crash_counts_as_an_attempt(make_gateway):
+    """A receiver that takes the request and never answers keeps the row
+    `sending`. A clean stop puts it back without counting; a crash counts
+    the cut attempt, so a message whose sending kills the gateway every
+    time ends as a dead letter at max_attempts instead of looping."""
+    import socket
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)                 # connects, never answers
+    url = "http://127.0.0.1:%d/hang" % hang.getsockname()[1]
+    try:
+        gw = make_gateway(extra=outbox_conf(max_attempts=2, first="1s",
+                                            most="1s")).start()
+        new_ticket(gw, "cut-1", reply_url=url)
+        sending = lambda r: r["state"] == "sending" and r["recipient"] == url
+        wait_row(gw, sending, what="the ack being sent")
+        assert gw.stop() == 0
+        gw.start()
+        row = wait_row(gw, sending, what="the ack sent again")
+        assert row["attempts"] == 0, row
+
+        gw.kill9()
+        gw.start()
+        wait_row(gw, lambda r: sending(r) and r["attempts"] == 1,
+                 what="the ack sent again, the cut attempt counted")
+        gw.kill9()
+        gw.start()
+        dead = wait_row(gw, lambda r: r["recipient"] == url, dead=True,
+                        what="the ack as a dead letter")
+        assert dead["attempts"] == 2, dead
+        assert dead["last_error"] == "the gateway stopped while sending it", \
+            dead
+        assert gw.outbox() == [], gw.outbox()
+    finally:
+        hang.close()
+
+
 # --- 4, 5: dead letters ---------------------------------------------------
 
 def test_500_forever_goes_dead_then_retry_by_hand(make_gateway,
