@@ -1,6 +1,8 @@
 /* imap: the mailbox child. See imap.h. */
 #include "imap.h"
 
+#include <malloc.h>
+
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <inttypes.h>
@@ -784,6 +786,9 @@ session(struct imap_child *c)
 		if (sync_new(c) < 0)
 			break;
 		settled = 1;
+		/* A backlog's chunks are freed now: hand the pages back
+		 * rather than hold the peak while waiting for mail. */
+		malloc_trim(0);
 		if ((c->idle_ready ? wait_idle(c) : wait_poll(c)) < 0)
 			break;
 	}
