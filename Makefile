@@ -131,11 +131,11 @@ $(BUILD)/bench_sched: tests/bench/bench_sched.c $(BUILD)/libescalon.a
 	$(CC) $(ALL_CFLAGS) $(REQ_LDFLAGS) $(LDFLAGS) -o $@ $< \
 	    $(BUILD)/libescalon.a $(ALL_LDLIBS)
 
+# One table of every figure (value, unit, target, met?); the same as JSON
+# in bench/results.json (tests/bench/run.py).
 bench: $(BIN) $(BUILD)/bench_sched
-	$(PYTHON) tests/bench/webhook_bench.py $(abspath $(BIN))
-	$(PYTHON) tests/bench/imap_bench.py $(abspath $(BIN))
-	$(PYTHON) tests/bench/chat_bench.py $(abspath $(BIN))
-	$(BUILD)/bench_sched $(BENCH_TICKETS)
+	$(PYTHON) tests/bench/run.py --escalon $(abspath $(BIN)) \
+	    --sched $(abspath $(BUILD)/bench_sched) --tickets $(BENCH_TICKETS)
 
 # libFuzzer targets, one per parser of outside input (tests/fuzz/README):
 # each runs FUZZ_SECONDS on its seeds (the mail corpus too, for mime) and

@@ -3,6 +3,7 @@
 Webhook intake benchmark.
 
     /usr/bin/python3 tests/bench/webhook_bench.py /path/to/escalon [options]
+        [--json FILE]
 
 Starts `escalon run` on a private config and store in a temp folder (a free
 loopback port), then measures POST /hooks/shop with signed, distinct
@@ -12,16 +13,17 @@ messages:
     through a generated Lua script holding REQUESTS pre-generated,
     pre-signed distinct requests; each wrk thread takes its own slice.
     Run "once": every request sent once, each thread stopping when its slice
-    is answered (at most DURATION s): the intake of new tickets. Run
-    "cycle": the same requests cycled for DURATION s: all duplicates, the
-    dedupe path;
+    is answered (at most ONCE_MAX s; wrk is interrupted as soon as the
+    store holds every ticket): the intake of new tickets. Run "cycle": the
+    same requests cycled for DURATION s: all duplicates, the dedupe path;
  2. a plain Python loop: one keep-alive connection, one request at a time,
     for at most LOOP_SECONDS or LOOP_REQUESTS requests.
 
 It prints requests/s and latency figures for both, the ticket count the
 store ended with, and stops the gateway (SIGTERM). Without wrk only the
 Python loop runs, and it says so. All traffic goes to 127.0.0.1; every loop
-is bounded in time and count.
+is bounded in time and count. --json FILE writes the figures as rows
+(benchlib.py). rss_bench.py reuses Gateway, write_lua and run_wrk.
 """
 
 import argparse
@@ -40,8 +42,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import REPO, Rows, pct, query
+
 SECRET = b"s3cret"
-REPO = Path(__file__).resolve().parents[2]
 
 CONFIG = """\
 store = "var/escalon.db"
@@ -215,25 +218,25 @@ class Gateway:
         text = (self.root / "gateway.stderr").read_text(errors="replace")
         return "\n".join(text.splitlines()[-n:])
 
+    @property
+    def db(self):
+        return self.root / "var" / "escalon.db"
+
     def ticket_count(self):
-        p = subprocess.run([self.bin, "-c", str(self.conf), "tickets",
-                            "--json"], capture_output=True, text=True,
-                           timeout=300)
-        if p.returncode != 0:
-            return "error (exit %d): %s" % (p.returncode, p.stderr.strip())
-        return len(json.loads(p.stdout))
+        """The tickets in the store, counted read-only."""
+        return query(self.db, "SELECT count(*) FROM tickets")
+
+    def last_ticket(self):
+        """The newest ticket's id: the count so far (ids are never
+        reused), and cheap to read at any size."""
+        return query(self.db, "SELECT max(id) FROM tickets")
 
 
-def pct(sorted_vals, p):
-    if not sorted_vals:
-        return float("nan")
-    k = min(len(sorted_vals) - 1, int(round(p / 100 * (len(sorted_vals) - 1))))
-    return sorted_vals[k]
-
-
-def write_lua(args, tmp):
+def write_lua(args, tmp, first=0):
+    """The Lua script with args.requests distinct pre-signed webhooks, ids
+    wrk-FIRST ... wrk-(FIRST + requests - 1)."""
     bodies, sigs = [], []
-    for i in range(args.requests):
+    for i in range(first, first + args.requests):
         body, sig = message("wrk-%07d" % i)
         bodies.append("  [==[%s]==]," % body.decode())
         sigs.append('  "%s",' % sig)
@@ -244,18 +247,36 @@ def write_lua(args, tmp):
     return script
 
 
-def run_wrk(gw, args, script, mode):
+def run_wrk(gw, args, script, mode, done=None):
+    """Run wrk in mode "once" or "cycle"; returns the figures of its
+    BENCH line (a dict), or None. done: for "once", a function that says
+    when every request was answered (e.g. the store holds every ticket):
+    wrk is then interrupted (SIGINT) instead of sleeping out its -d, which
+    is ONCE_MAX seconds, a bound."""
+    secs = args.once_max if mode == "once" and done else args.duration
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections),
-           "-d", "%ds" % args.duration, "--timeout", "10s", "-s",
+           "-d", "%ds" % secs, "--timeout", "10s", "-s",
            str(script), "http://127.0.0.1:%d/hooks/shop" % gw.port,
            "--", mode]
     print("$ " + " ".join(cmd), flush=True)
-    p = subprocess.run(cmd, capture_output=True, text=True,
-                       timeout=args.duration + 120)
-    m = re.search(r"^BENCH (\{.*\})$", p.stdout, re.M)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.monotonic() + secs + 120
+    while done is not None and p.poll() is None and \
+            time.monotonic() < deadline:
+        if done():
+            time.sleep(0.3)         # the last answers on their way to wrk
+            p.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.1)
+    try:
+        out, err = p.communicate(timeout=max(1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    m = re.search(r"^BENCH (\{.*\})$", out, re.M)
     if p.returncode != 0 or not m:
-        print("wrk failed (exit %d):\n%s\n%s" % (p.returncode, p.stdout,
-                                                 p.stderr))
+        print("wrk failed (exit %d):\n%s\n%s" % (p.returncode, out, err))
         return None
     r = json.loads(m.group(1))
     secs = r["duration_us"] / 1e6
@@ -309,11 +330,13 @@ def run_loop(gw, args):
     print("python loop: one keep-alive connection, one new message at a "
           "time")
     print("  %d requests in %.2f s = %.0f requests/s" % (i, secs, i / secs))
-    print("  latency ms: mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f  "
-          "max %.2f" % (mean * 1e3, pct(lats, 50) * 1e3, pct(lats, 90) * 1e3,
-                        pct(lats, 99) * 1e3, lats[-1] * 1e3 if lats else 0))
+    if lats:
+        print("  latency ms: mean %.2f  p50 %.2f  p90 %.2f  p99 %.2f  "
+              "max %.2f" % (mean * 1e3, pct(lats, 50) * 1e3,
+                            pct(lats, 90) * 1e3, pct(lats, 99) * 1e3,
+                            lats[-1] * 1e3))
     print("  answers other than 202: %d" % bad, flush=True)
-    return i, bad
+    return i, bad, i / secs
 
 
 def main():
@@ -323,13 +346,18 @@ def main():
                                            str(REPO / "escalon")))
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=10,
+                    help="seconds of the cycle (duplicates) run")
+    ap.add_argument("--once-max", type=int, default=300,
+                    help="at most this many seconds for the once run")
     ap.add_argument("--requests", type=int, default=100000,
                     help="distinct pre-signed requests for wrk")
     ap.add_argument("--loop-seconds", type=float, default=10)
     ap.add_argument("--loop-requests", type=int, default=20000)
     ap.add_argument("--keep", action="store_true",
                     help="keep the temp folder (config, store, log)")
+    ap.add_argument("--json", metavar="FILE",
+                    help="write the figures there as JSON rows")
     args = ap.parse_args()
     binary = os.path.abspath(args.escalon)
     if not os.access(binary, os.X_OK):
@@ -337,6 +365,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="escalon-bench-")
     gw = Gateway(binary, tmp)
+    rows = Rows()
     rc = 1
     try:
         gw.start()
@@ -345,14 +374,23 @@ def main():
         expected = 0
         if shutil.which("wrk"):
             script = write_lua(args, tmp)
-            r = run_wrk(gw, args, script, "once")
+            r = run_wrk(gw, args, script, "once",
+                        done=lambda: gw.last_ticket() >= args.requests)
             if r:
                 expected += min(r["requests"], args.requests)
-            run_wrk(gw, args, script, "cycle")
+                wrk_rows(rows, args, r, "once")
+            r = run_wrk(gw, args, script, "cycle")
+            if r:
+                wrk_rows(rows, args, r, "cycle")
         else:
             print("wrk not found (apt-get install wrk): "
                   "running the Python loop only")
-        n, _ = run_loop(gw, args)
+            rows.add("Webhook ingest, new tickets (wrk)", None, "requests/s",
+                     ">= 5000", "not measured: wrk not installed")
+        n, bad, rate = run_loop(gw, args)
+        rows.add("Webhook ingest, one connection (Python loop)", rate,
+                 "requests/s", None, "one request at a time, keep-alive; "
+                 "%d not 202" % bad)
         expected += n
         count = gw.ticket_count()
         print("tickets in the store: %s (distinct messages sent: %d)"
@@ -368,7 +406,28 @@ def main():
             print("kept " + tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+        rows.write(args.json)
     return rc
+
+
+def wrk_rows(rows, args, r, mode):
+    secs = r["duration_us"] / 1e6
+    errors = (r["status_errors"] + r["connect_errors"] + r["read_errors"] +
+              r["write_errors"] + r["timeouts"])
+    how = "wrk, %d connections keep-alive, %d threads; %d errors" % (
+        args.connections, args.threads, errors)
+    if mode == "cycle":
+        rows.add("Webhook dedupe, duplicates (wrk cycle)",
+                 r["requests"] / secs, "requests/s", None,
+                 "%d ids cycled %.0f s; %s" % (args.requests, secs, how))
+        return
+    rows.add("Webhook ingest, new tickets (wrk once)", r["requests"] / secs,
+             "requests/s", ">= 5000", "%d distinct signed requests, 202 "
+             "after commit; %s" % (args.requests, how))
+    for p in (50, 99):
+        rows.add("Webhook ingest latency p%d (wrk once)" % p,
+                 r["p%d_us" % p] / 1e3, "ms", None,
+                 "request -> 202, under %d connections" % args.connections)
 
 
 if __name__ == "__main__":
