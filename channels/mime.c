@@ -2442,7 +2442,14 @@ mime_unparsed(const char *raw, size_t len, const struct mime_limits *lim,
 	if (n.m->truncated)
 		n.m->raw_size = (int64_t)len;
 	raw_keep(&n, raw, len);
-	n.m->dedupe_key = sha256_key(&n, raw, len);
+	/* Not the key a parsed mail without a Message-ID gets: handed in
+	 * again once it can be read, it is a new message, not this one. */
+	char *key = sha256_key(&n, raw, len);
+	if (key != NULL && asprintf(&n.m->dedupe_key, "unparsed:%s", key) < 0)
+		n.m->dedupe_key = NULL;
+	if (n.m->dedupe_key == NULL)
+		n.oom = 1;
+	free(key);
 	if (n.oom)
 		goto fail;
 	*out = n.m;

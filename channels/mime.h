@@ -47,8 +47,8 @@ int mime_normalize(const char *raw, size_t len, const struct mime_limits *lim,
 /*
  * A mail set aside without parsing (it crashed the parser before): a
  * message with no sender, the subject "(mail not parsed)", why in its body,
- * the raw source kept (capped as above) and "sha256:HEX" as its dedupe
- * key. Reads nothing of raw but its header's end. 0, or -1 out of memory.
+ * the raw source kept (capped as above) and "unparsed:sha256:HEX" as its
+ * dedupe key. Reads nothing of raw but its header's end. 0, or -1 out of memory.
  */
 int mime_unparsed(const char *raw, size_t len, const struct mime_limits *lim,
     const char *why, struct inbound_msg **out);

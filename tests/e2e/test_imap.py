@@ -636,3 +636,9 @@ def test_a_mail_that_crashes_the_child_is_set_aside_after_three_crashes(
     g.start()
     g.wait_log(r"state=idle", timeout=T)
     assert len(with_subject(g, "(mail not parsed)")) == 1
+    # Handed in again by an escalon that reads it (here the CLI, without
+    # the shim), it is the customer's mail, not a duplicate of the record.
+    p = g.cli("deliver", "--mailbox", "support", input=bytes(raw).decode())
+    assert p.returncode == 0, p.stderr
+    wait_ticket(g, "Poison pill")
+    assert len(with_subject(g, "(mail not parsed)")) == 1
