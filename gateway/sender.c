@@ -482,6 +482,8 @@ hold_note(struct sender *s, const struct job *j, enum outbox_verdict v,
 				return;	/* rows then fail one by one */
 			}
 			*hp = h;
+		} else if (h->until > now) {
+			return;	/* in flight when the hold began: no news */
 		}
 		h->failures++;
 		h->until = now + outbox_backoff(h->failures,
