@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "crypto.h"
@@ -58,6 +59,11 @@ queue_json(struct store *st, int64_t now, int64_t ticket_id,
 	return rc;
 }
 
+/*
+ * The queue_* below put one message to the customer in the outbox: 1 when
+ * they did, 0 when there was nowhere to send it, -1 on failure.
+ */
+
 /* {"event": "message", ...} to a webhook customer's reply_url. */
 static int
 queue_message(struct store *st, int64_t now, const struct ticket *t,
@@ -76,7 +82,7 @@ queue_message(struct store *st, int64_t now, const struct ticket *t,
 	    delivery, json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}",
 	    "event", "message", "delivery", delivery, "ticket",
 	    (json_int_t)t->id, "ref", ref, "subject", t->subject, "body", body,
-	    "at", clock_format(now, at)), error, error_len);
+	    "at", clock_format(now, at)), error, error_len) < 0 ? -1 : 1;
 }
 
 static void
@@ -296,7 +302,7 @@ queue_customer_mail(struct store *st, const struct env *e, int64_t now,
 	    queue_cc_copies(st, &row, cc, n_cc) < 0 ||
 	    store_thread_add(st, "mail", msgid, t->id) < 0)
 		goto store_error;
-	rc = 0;
+	rc = 1;
 	goto out;
 store_error:
 	snprintf(error, error_len, "%s", store_error(st));
@@ -333,7 +339,7 @@ queue_chat(struct store *st, int64_t now, const struct ticket *t,
 		snprintf(error, error_len, "%s", store_error(st));
 		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 static int
@@ -356,6 +362,31 @@ outbound_reachable(const struct ticket *t)
 {
 	return t->reply_url != NULL || is_chat(t) || (is_email(t) &&
 	    strchr(t->customer_address, '@') != NULL);
+}
+
+static int
+record_sent(struct store *st, int64_t now, const struct ticket *t,
+    const struct rendered *r, char *error, size_t error_len)
+{
+	const char *subject = NULL;
+
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (strcasecmp(r->headers[i].name, "Subject") == 0)
+			subject = r->headers[i].value;
+	struct message m = {
+		.ticket_id = t->id,
+		.direction = "out",
+		.channel = t->channel,
+		.author = "escalon",
+		.subject = subject,
+		.body = r->text != NULL ? r->text : "",
+		.at = now,
+	};
+	if (store_message_insert(st, &m, NULL) < 0) {
+		snprintf(error, error_len, "%s", store_error(st));
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -401,8 +432,12 @@ outbound_template(struct store *st, const struct env *e, int64_t now,
 	else
 		rc = queue_message(st, now, t, template, r.text, error,
 		    error_len);
+	/* On the thread as SPEC's `out` message by `escalon`: what the
+	 * customer was told, and when. */
+	if (rc > 0)
+		rc = record_sent(st, now, t, &r, error, error_len);
 	rendered_release(&r);
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 int
@@ -410,10 +445,11 @@ outbound_reply(struct store *st, const struct env *e, int64_t now,
     const struct ticket *t, const char *text, char *error, size_t error_len)
 {
 	if (is_chat(t))
-		return queue_chat(st, now, t, "reply", text, error, error_len);
+		return queue_chat(st, now, t, "reply", text, error,
+		    error_len) < 0 ? -1 : 0;
 	if (!is_email(t))
 		return queue_message(st, now, t, "reply", text, error,
-		    error_len);
+		    error_len) < 0 ? -1 : 0;
 	/* An agent's words, under the ticket's subject and tag. */
 	char subject[1024];
 	struct rendered_header h = { "Subject", subject };
@@ -422,7 +458,7 @@ outbound_reply(struct store *st, const struct env *e, int64_t now,
 	snprintf(subject, sizeof(subject), "Re: %s [ESC-%lld]", t->subject,
 	    (long long)t->id);
 	return queue_customer_mail(st, e, now, t, "reply", &r, MAIL_PERSON,
-	    error, error_len);
+	    error, error_len) < 0 ? -1 : 0;
 }
 
 int

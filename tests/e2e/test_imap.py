@@ -142,6 +142,11 @@ def test_new_mail_opens_a_ticket_and_the_customer_gets_an_ack(
     assert got and int(got.group(1)) == tid, ack["Message-ID"]
     assert "erika@example.test" in str(ack["To"])
     assert SUPPORT in str(ack["From"])
+    # The thread shows what the customer was told (SPEC: `out`, author
+    # `escalon` for automatic messages).
+    (out,) = [m for m in g.show(tid)["messages"] if m["direction"] == "out"]
+    assert out["author"] == "escalon" and out["channel"] == "email", out
+    assert "ESC-%d" % tid in out["body"], out
 
 
 # -- b. threading: by In-Reply-To, by subject tag from the same sender -----
