@@ -51,7 +51,7 @@ def benches(args):
         ("imap", [PY, str(HERE / "imap_bench.py"), esc] +
          (["--mails", "1000", "--latency", "100"] if quick else []), {}),
         ("imap-no-smtp", [PY, str(HERE / "imap_bench.py"), esc, "--no-smtp",
-                          "--latency", "0", "--raw-idle", "0"] +
+                          "--latency", "0", "--raw-idle", "0", "--push", "0"] +
          (["--mails", "1000"] if quick else []), {}),
         ("chat", [PY, str(HERE / "chat_bench.py"), esc] +
          (["--messages", "50", "--latency", "20"] if quick else []), {}),
