@@ -36,8 +36,9 @@ struct source_child {
 					   stored since its last commit */
 	char state[16], detail[200];
 	int64_t since;
-	/* Poison: the item in the child's parser now (FRAME_PARSING, until
-	 * its FRAME_MSG), and the one that was in it when the child died. */
+	/* Poison: the item in the child's parser now (FRAME_PARSING; an
+	 * empty one when the parser is idle), and the one that was in it
+	 * when the child died. */
 	char parsing[64], suspect[64];
 	int crashes;			/* of suspect, in a row */
 };
@@ -207,7 +208,6 @@ on_msg(struct source_child *x, const char *payload, size_t len)
 		x->unstored = 1;
 		return;
 	}
-	x->parsing[0] = '\0';
 	/* The core, not the child, decides what a message of x is. */
 	if (inbound_msg_claim(m, x->kind == KIND_MAILBOX ? CHANNEL_EMAIL :
 	    CHANNEL_CHAT, x->source, queue_of(x->in->conf, x)) < 0 ||

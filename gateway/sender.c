@@ -56,6 +56,8 @@ struct job {
  */
 struct hold {
 	char *dest;
+	const struct transport *t;
+	int64_t since;			/* unreachable since */
 	int64_t until;
 	int failures;			/* in a row */
 	char error[256];
@@ -75,22 +77,14 @@ struct sender {
 	void *chat_arg;
 	struct hold *holds;
 	struct job *parked;	/* finished, outcome not yet recorded */
-	/* Per transport (the index in transports[]): is its server taking
-	 * messages? A permanent refusal is the message's fault, not an
-	 * outage, so only temporary failures make a transport failing. */
-	struct transport_health {
-		int used, failing;
-		int64_t since;		/* of the current state */
-		unsigned failures;	/* in a row */
-		char error[256];
-	} health[SENDER_TRANSPORTS];
+	/* Per transport (the index in transports[]): has an attempt on it
+	 * finished yet? Whether it is failing is its holds. */
+	int used[SENDER_TRANSPORTS];
 };
 
 static void pump(struct sender *s);
 static void finish(struct job *j, enum outbox_verdict v, const char *error);
 static int record_parked(struct sender *s);
-static void note_health(struct sender *s, const char *channel,
-    enum outbox_verdict v, const char *error, int64_t now);
 
 /* --- jobs ---------------------------------------------------------------- */
 
@@ -373,41 +367,12 @@ transport_for(const char *channel)
 }
 
 /* Transport names as /healthz shows them, in transports[] order. */
-static const char *const health_names[SENDER_TRANSPORTS] = { "http", "smtp", "xmpp" };
+static const char *const health_names[SENDER_TRANSPORTS] = {
+	"http", "smtp", "xmpp"
+};
 
-static void
-note_health(struct sender *s, const char *channel, enum outbox_verdict v,
-    const char *error, int64_t now)
-{
-	const struct transport *t = transport_for(channel);
-	struct transport_health *h;
-	int failing = v == OUTBOX_TEMPORARY;
-
-	if (t == NULL)
-		return;
-	h = &s->health[t - transports];
-	if (!h->used || h->failing != failing)
-		h->since = now;
-	if (failing) {
-		if (!h->failing)
-			log_warn("outbound transport failing", "transport=%s "
-			    "error=%s", health_names[t - transports],
-			    log_q(error != NULL ? error : "-"));
-		h->failures++;
-		snprintf(h->error, sizeof(h->error), "%s",
-		    error != NULL ? error : "");
-	} else {
-		if (h->failing)
-			log_info("outbound transport back", "transport=%s "
-			    "failures=%u", health_names[t - transports],
-			    h->failures);
-		h->failures = 0;
-		h->error[0] = '\0';
-	}
-	h->used = 1;
-	h->failing = failing;
-}
-
+/* A transport is failing while one of its destinations is held: a server
+ * that answers, even to refuse a message, is not an outage. */
 json_t *
 sender_health(const struct sender *s, int *up_r)
 {
@@ -415,17 +380,17 @@ sender_health(const struct sender *s, int *up_r)
 	char since[CLOCK_RFC3339_LEN];
 
 	*up_r = 1;
-	for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]);
-	    i++) {
-		const struct transport_health *h = &s->health[i];
-
-		*up_r &= !h->failing;
-		json_object_set_new(o, health_names[i], !h->used ?
-		    json_pack("{s:s}", "state", "unused") : json_pack(
-		    "{s:s, s:s, s:s?, s:i}", "state", h->failing ? "failing" :
-		    "ok", "since", clock_format(h->since, since), "error",
-		    h->failing ? h->error : NULL, "failures",
-		    (int)h->failures));
+	for (size_t i = 0; i < SENDER_TRANSPORTS; i++) {
+		const struct hold *h = s->holds;
+		while (h != NULL && h->t != &transports[i])
+			h = h->next;
+		*up_r &= h == NULL;
+		json_object_set_new(o, health_names[i], !s->used[i] ?
+		    json_pack("{s:s}", "state", "unused") : h == NULL ?
+		    json_pack("{s:s}", "state", "ok") :
+		    json_pack("{s:s, s:s, s:s, s:i}", "state", "failing",
+		    "since", clock_format(h->since, since), "error", h->error,
+		    "failures", h->failures));
 	}
 	return o;
 }
@@ -470,7 +435,11 @@ hold_note(struct sender *s, const struct job *j, enum outbox_verdict v,
 {
 	struct hold **hp = hold_find(s, j->channel, j->recipient, j->signer),
 	    *h = *hp;
+	const struct transport *t = transport_for(j->channel);
 
+	if (t == NULL)
+		return;
+	s->used[t - transports] = 1;
 	if (v == OUTBOX_TEMPORARY && j->unreachable) {
 		if (h == NULL) {
 			char dest[256];
@@ -481,6 +450,8 @@ hold_note(struct sender *s, const struct job *j, enum outbox_verdict v,
 				free(h);
 				return;	/* rows then fail one by one */
 			}
+			h->t = t;
+			h->since = now;
 			*hp = h;
 		} else if (h->until > now) {
 			return;	/* in flight when the hold began: no news */
@@ -874,7 +845,6 @@ finish(struct job *j, enum outbox_verdict v, const char *error)
 	char when[CLOCK_RFC3339_LEN];
 	const struct outbox_next *next = &j->next_state;
 
-	note_health(s, j->channel, v, error, now);
 	hold_note(s, j, v, error, now);
 	outbox_after(j->attempts, v, now, &s->conf->outbox, &j->next_state);
 	assert(outbox_may(OUTBOX_SENDING, next->state));

@@ -36,8 +36,9 @@ size_t sender_in_flight(const struct sender *s);
 
 /*
  * Each transport's state for /healthz: {"http"|"smtp"|"xmpp": {"state":
- * "unused"|"ok"|"failing", "since", "error"?, "failures"}}, judged by the
- * last finished attempt; *up_r is 0 while one is failing.
+ * "unused"|"ok"|"failing"}}, failing (with "since", "error", "failures")
+ * while one of its destinations is held as unreachable; *up_r is 0 while
+ * one is failing.
  */
 struct json_t *sender_health(const struct sender *s, int *up_r);
 

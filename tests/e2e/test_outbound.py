@@ -242,7 +242,8 @@ def test_receiver_down_then_up_delivers_once(make_gateway, make_receiver):
         http_state["failures"] >= 1, health
     assert RFC3339_UTC.match(http_state["since"]), health
     assert health["outbound"]["pending"] == 1, health
-    gw.wait_log(r"outbound transport failing.*transport=http")
+    gw.wait_log(r"destination unreachable.*dest=\"?http://127\.0\.0\.1:%d"
+                % rcv.port)
 
     rcv.start()
     req = rcv.wait(1, delivery=delivery, what="(the retried ack)")[0]

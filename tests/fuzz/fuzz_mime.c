@@ -27,6 +27,7 @@
 #include <libxml/parser.h>
 
 #include "channel.h"
+#include "fuzz_msg.h"
 #include "mime.h"
 
 #define SMALL_LIMIT	2048
@@ -60,72 +61,18 @@ static const char warm_up[] =
     "<p>caf\xe9 &amp; <b>cr\xe8me</b></p>\r\n"
     "--b--\r\n";
 
-static void
-check_str(const char *s)
-{
-	if (s != NULL && !utf8_valid(s, strlen(s))) {
-		fprintf(stderr, "fuzz_mime: a string is not UTF-8: \"%s\"\n",
-		    s);
-		abort();
-	}
-}
-
-static void
-check_list(char *const *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == NULL)
-			abort();
-		check_str(v[i]);
-	}
-}
-
 /* What mime.h and channel.h promise about the message. */
 static void
 check_msg(const struct inbound_msg *m)
 {
-	const char *strs[] = { m->source, m->queue, m->dedupe_scope,
-	    m->dedupe_key, m->from_scope, m->from_address, m->from_name,
-	    m->from_email, m->subject, m->body, m->html_text, m->thread_key,
-	    m->message_id, m->in_reply_to, m->severity, m->reply_url,
-	    m->bounce_of };
-	char *p1 = NULL, *p2 = NULL;
-	size_t l1, l2;
-	const char *why;
-	struct inbound_msg *back;
-
 	if (m->channel != CHANNEL_EMAIL || m->dedupe_scope == NULL ||
 	    m->dedupe_key == NULL || strcmp(m->dedupe_scope, "email") != 0)
 		abort();
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		check_str(strs[i]);
-	check_list(m->references, m->n_references);
-	check_list(m->recipients, m->n_recipients);
-	check_list(m->cc, m->n_cc);
-	for (size_t i = 0; i < m->n_attachments; i++) {
-		check_str(m->attachments[i].name);
-		check_str(m->attachments[i].type);
+	for (size_t i = 0; i < m->n_attachments; i++)
 		if (m->attachments[i].data != NULL &&
 		    m->attachments[i].size > full_limits.max_attachment_size)
 			abort();
-	}
-
-	if (inbound_msg_pack(m, &p1, &l1) < 0)
-		abort();
-	if ((back = inbound_msg_unpack(p1, l1, &why)) == NULL) {
-		fprintf(stderr, "fuzz_mime: unpack refused the message: %s\n",
-		    why);
-		abort();
-	}
-	if (inbound_msg_pack(back, &p2, &l2) < 0)
-		abort();
-	if (l1 != l2 || memcmp(p1, p2, l1) != 0) {
-		fprintf(stderr, "fuzz_mime: pack/unpack changed the message\n");
-		abort();
-	}
-	inbound_msg_free(&back);
-	free(p1);
-	free(p2);
+	fuzz_msg_check("fuzz_mime", m);
 }
 
 static void

@@ -42,6 +42,7 @@
 
 #include "render.h"
 #include "tmplset.h"
+#include "../unit/testutil.h"
 
 #ifndef FUZZ_TOP
 #define FUZZ_TOP "."
@@ -170,28 +171,6 @@ static struct {
 } files[MAX_FILES];
 static size_t n_files;
 
-static char *
-read_all(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 static int
 write_all(const char *name, const char *text)
 {
@@ -254,7 +233,7 @@ make_set(void)
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", src, names[i]);
 		files[n_files].name = names[i];
-		if ((files[n_files].text = read_all(path)) == NULL ||
+		if ((files[n_files].text = test_read_file(path, NULL)) == NULL ||
 		    write_all(names[i], files[n_files].text) < 0)
 			return -1;
 		n_files++;

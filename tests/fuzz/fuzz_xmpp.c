@@ -27,6 +27,7 @@
 #include <strophe.h>
 
 #include "channel.h"
+#include "fuzz_msg.h"
 #include "xmpp.h"
 
 #define OWN		"support@example.test"
@@ -47,16 +48,6 @@ static xmpp_ctx_t *ctx;
 static void
 check_msg(const struct inbound_msg *m, size_t max_body)
 {
-	const char *strs[] = { m->source, m->queue, m->dedupe_scope,
-	    m->dedupe_key, m->from_scope, m->from_address, m->from_name,
-	    m->from_email, m->subject, m->body, m->html_text, m->thread_key,
-	    m->message_id, m->in_reply_to, m->severity, m->reply_url,
-	    m->bounce_of };
-	char *p1 = NULL, *p2 = NULL;
-	size_t l1, l2;
-	const char *why;
-	struct inbound_msg *back;
-
 	CHECK(m->channel == CHANNEL_CHAT);
 	CHECK(m->dedupe_scope != NULL && strcmp(m->dedupe_scope, "chat") == 0);
 	CHECK(m->dedupe_key != NULL && m->dedupe_key[0] != '\0');
@@ -68,20 +59,7 @@ check_msg(const struct inbound_msg *m, size_t max_body)
 	CHECK(m->subject != NULL && strlen(m->subject) <= SUBJECT_MAX);
 	if (m->truncated)
 		CHECK(m->raw_size > (int64_t)max_body);
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		CHECK(strs[i] == NULL || utf8_valid(strs[i], strlen(strs[i])));
-
-	CHECK(inbound_msg_pack(m, &p1, &l1) == 0);
-	if ((back = inbound_msg_unpack(p1, l1, &why)) == NULL) {
-		fprintf(stderr, "fuzz_xmpp: unpack refused the message: %s\n",
-		    why);
-		abort();
-	}
-	CHECK(inbound_msg_pack(back, &p2, &l2) == 0);
-	CHECK(l1 == l2 && memcmp(p1, p2, l1) == 0);
-	inbound_msg_free(&back);
-	free(p1);
-	free(p2);
+	fuzz_msg_check("fuzz_xmpp", m);
 }
 
 int
